@@ -1,0 +1,305 @@
+// Package config loads the agentauth configuration from a YAML file,
+// environment variables and command-line flags. Flags override the
+// environment, which overrides the file; every field has a default that
+// works with no file at all (the embedded default).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts the name of every environment variable that sets a
+// configuration field: AGENTAUTH_ plus the field's YAML path in upper case
+// with dots turned into underscores, for example AGENTAUTH_LISTEN_MCP.
+const EnvPrefix = "AGENTAUTH_"
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// StateDir holds the CA keys, the SQLite database and the control socket.
+	StateDir string `yaml:"state_dir"`
+	// TrustDomain is the SPIFFE trust domain of the embedded CA.
+	TrustDomain string `yaml:"trust_domain"`
+	// Policy is a policy file or a folder of policy files.
+	Policy string `yaml:"policy"`
+
+	Log     Log      `yaml:"log"`
+	Listen  Listen   `yaml:"listen"`
+	CA      CA       `yaml:"ca"`
+	SPIRE   SPIRE    `yaml:"spire"`
+	Audit   Audit    `yaml:"audit"`
+	OIDC    OIDC     `yaml:"oidc"`
+	Servers []Server `yaml:"servers"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format"` // text or json
+}
+
+// Listen holds the listener addresses. Every default is on 127.0.0.1.
+type Listen struct {
+	MCP           string `yaml:"mcp"`            // agents' Streamable HTTP endpoint (mTLS)
+	Control       string `yaml:"control"`        // control API over HTTPS for humans (OIDC)
+	ControlSocket string `yaml:"control_socket"` // control API over a Unix socket for local users
+	Admin         string `yaml:"admin"`          // health, readiness and metrics (plain HTTP)
+}
+
+// CA configures the embedded SPIFFE certificate authority.
+type CA struct {
+	SVIDTTL    time.Duration `yaml:"svid_ttl"`    // lifetime of a run X.509-SVID
+	JWTTTL     time.Duration `yaml:"jwt_ttl"`     // lifetime of a JWT-SVID
+	SigningTTL time.Duration `yaml:"signing_ttl"` // lifetime of an intermediate signing key
+	RootTTL    time.Duration `yaml:"root_ttl"`    // lifetime of the root certificate
+}
+
+// SPIRE configures SPIRE mode. It is on when Socket is set, and the
+// standard SPIFFE_ENDPOINT_SOCKET variable sets Socket.
+type SPIRE struct {
+	Socket string `yaml:"socket"`
+	// ServerSocket is the SPIRE server API socket used to mint the
+	// downstream signing CA.
+	ServerSocket string `yaml:"server_socket"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	RecordArguments bool          `yaml:"record_arguments"`
+	Redact          []string      `yaml:"redact"`
+	Retention       time.Duration `yaml:"retention"`
+}
+
+// OIDC configures how the control API verifies humans' ID tokens.
+type OIDC struct {
+	Issuer      string            `yaml:"issuer"`
+	Audience    string            `yaml:"audience"`
+	GroupsClaim string            `yaml:"groups_claim"`
+	Roles       map[string]string `yaml:"roles"` // group name to agentauth role
+}
+
+// Server is one upstream MCP tool server. Exactly one of Command and URL is set.
+type Server struct {
+	Name    string            `yaml:"name"`
+	Command []string          `yaml:"command"`
+	Env     map[string]string `yaml:"env"`
+	URL     string            `yaml:"url"`
+	// MTLS makes the gateway present its own SVID to an HTTP tool server.
+	MTLS bool `yaml:"mtls"`
+	// Headers are sent to an HTTP tool server; agents never see them.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// Default returns the embedded default configuration.
+func Default() Config {
+	return Config{
+		StateDir:    defaultStateDir(),
+		TrustDomain: "agentauth.local",
+		Log:         Log{Level: "info", Format: "text"},
+		Listen: Listen{
+			MCP:     "127.0.0.1:8443",
+			Control: "127.0.0.1:8444",
+			Admin:   "127.0.0.1:9464",
+		},
+		CA: CA{
+			SVIDTTL:    10 * time.Minute,
+			JWTTTL:     5 * time.Minute,
+			SigningTTL: 24 * time.Hour,
+			RootTTL:    10 * 365 * 24 * time.Hour,
+		},
+		Audit: Audit{Retention: 90 * 24 * time.Hour},
+		OIDC:  OIDC{GroupsClaim: "groups"},
+	}
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "agentauth")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "agentauth")
+	}
+	return filepath.Join(os.TempDir(), "agentauth")
+}
+
+// Load reads the file at path (none when path is empty) over the defaults,
+// then applies the environment. Unknown keys in the file are an error.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		if err := c.readFile(path); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := c.applyEnv(environ); err != nil {
+		return Config{}, err
+	}
+	c.finish()
+	return c, nil
+}
+
+func (c *Config) readFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file decodes to io.EOF and leaves the defaults in place.
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: invalid file %s: %w", path, err)
+	}
+	if c.Policy != "" && !filepath.IsAbs(c.Policy) {
+		c.Policy = filepath.Join(filepath.Dir(path), c.Policy)
+	}
+	return nil
+}
+
+// finish fills fields that depend on others.
+func (c *Config) finish() {
+	if c.Listen.ControlSocket == "" {
+		c.Listen.ControlSocket = filepath.Join(c.StateDir, "control.sock")
+	}
+	if c.SPIRE.Socket == "" {
+		c.SPIRE.Socket = os.Getenv("SPIFFE_ENDPOINT_SOCKET")
+	}
+}
+
+// Validate checks values that the types cannot.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.TrustDomain == "" {
+		errs = append(errs, errors.New("trust_domain is empty; set it to a DNS-like name such as example.org"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"ca.svid_ttl", c.CA.SVIDTTL}, {"ca.jwt_ttl", c.CA.JWTTTL}, {"ca.signing_ttl", c.CA.SigningTTL}, {"ca.root_ttl", c.CA.RootTTL}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s is %v; it must be positive", d.name, d.v))
+		}
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Servers {
+		switch {
+		case s.Name == "":
+			errs = append(errs, fmt.Errorf("servers[%d]: name is empty", i))
+		case seen[s.Name]:
+			errs = append(errs, fmt.Errorf("servers[%d]: name %q is used twice", i, s.Name))
+		}
+		seen[s.Name] = true
+		if (len(s.Command) == 0) == (s.URL == "") {
+			errs = append(errs, fmt.Errorf("servers[%d] %q: set exactly one of command and url", i, s.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyEnv sets fields from AGENTAUTH_* variables. Lists and maps are not
+// settable from the environment; use the file for them.
+func (c *Config) applyEnv(environ []string) error {
+	vars := map[string]string{}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, EnvPrefix) {
+			vars[k] = v
+		}
+	}
+	return walk(reflect.ValueOf(c).Elem(), "", func(key string, f reflect.Value) error {
+		name := EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		v, ok := vars[name]
+		if !ok {
+			return nil
+		}
+		if err := SetValue(f, v); err != nil {
+			return fmt.Errorf("config: invalid %s=%q: %w", name, v, err)
+		}
+		return nil
+	})
+}
+
+// Set assigns the field at a dotted YAML path, such as "listen.mcp", from
+// its text form. Command-line flags use it.
+func (c *Config) Set(key, value string) error {
+	found := false
+	err := walk(reflect.ValueOf(c).Elem(), "", func(k string, f reflect.Value) error {
+		if k != key {
+			return nil
+		}
+		found = true
+		return SetValue(f, value)
+	})
+	if err != nil {
+		return fmt.Errorf("config: invalid value %q for %s: %w", value, key, err)
+	}
+	if !found {
+		return fmt.Errorf("config: unknown key %q", key)
+	}
+	return nil
+}
+
+// walk calls fn for every scalar field of v, with its dotted YAML path.
+func walk(v reflect.Value, prefix string, fn func(string, reflect.Value) error) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Struct:
+			if err := walk(f, key, fn); err != nil {
+				return err
+			}
+		case reflect.String, reflect.Bool, reflect.Int64, reflect.Int:
+			if err := fn(key, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SetValue parses s into the scalar field f.
+func SetValue(f reflect.Value, s string) error {
+	switch {
+	case f.Type() == reflect.TypeFor[time.Duration]():
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(s)
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	case f.Kind() == reflect.Int || f.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		f.SetInt(n)
+	default:
+		return fmt.Errorf("unsupported kind %s", f.Kind())
+	}
+	return nil
+}
