@@ -1,0 +1,190 @@
+// Package api holds the JSON documents of the agentauth control API, shared
+// by the server in package control and the Go SDK. docs/openapi.yaml
+// describes the same documents.
+package api
+
+import "time"
+
+// MaxBodyBytes caps every request body the control API reads.
+const MaxBodyBytes = 64 << 10
+
+// Run is one agent run as the control API shows it.
+type Run struct {
+	ID        string    `json:"id"`
+	SPIFFEID  string    `json:"spiffe_id"`
+	Agent     string    `json:"agent"`
+	ParentID  string    `json:"parent_id,omitempty"`
+	Sponsor   Sponsor   `json:"sponsor"`
+	Grants    []string  `json:"grants"`
+	Purpose   string    `json:"purpose,omitempty"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Chain lists the delegation chain from the sponsor's first run down to
+	// this run; it is filled when one run is shown.
+	Chain []Hop `json:"chain,omitempty"`
+}
+
+// Hop is one identity of a delegation chain.
+type Hop struct {
+	RunID    string `json:"run_id,omitempty"`
+	Agent    string `json:"agent,omitempty"`
+	SPIFFEID string `json:"spiffe_id"`
+}
+
+// Sponsor is an authenticated human: issuer plus subject.
+type Sponsor struct {
+	Issuer  string   `json:"issuer"`
+	Subject string   `json:"subject"`
+	Email   string   `json:"email,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+	Roles   []string `json:"roles,omitempty"`
+}
+
+// String returns subject@issuer, the form people read in tables and logs.
+func (s Sponsor) String() string { return s.Subject + "@" + s.Issuer }
+
+// StartRunRequest asks the control API to start a run for the caller.
+type StartRunRequest struct {
+	Agent   string   `json:"agent"`
+	Grants  []string `json:"grants"`
+	Purpose string   `json:"purpose,omitempty"`
+	// TTL is the run's lifetime as a Go duration ("15m"); empty takes the
+	// policy's default.
+	TTL string `json:"ttl,omitempty"`
+	// CSR is a PEM or base64 DER PKCS #10 request for the run's key. When
+	// set, the response carries the signed SVID and no bootstrap token.
+	CSR string `json:"csr,omitempty"`
+}
+
+// DelegateRequest asks for a child run of the calling agent's run.
+type DelegateRequest struct {
+	Agent   string   `json:"agent"`
+	Grants  []string `json:"grants"`
+	Purpose string   `json:"purpose,omitempty"`
+	TTL     string   `json:"ttl,omitempty"`
+	CSR     string   `json:"csr,omitempty"`
+}
+
+// StartRunResponse is the reply to a start or delegate request. Exactly one
+// of BootstrapToken and SVID is set.
+type StartRunResponse struct {
+	Run Run `json:"run"`
+	// BootstrapToken is a single-use secret that the agent exchanges, with
+	// a CSR, for its SVID before BootstrapExpiresAt.
+	BootstrapToken     string     `json:"bootstrap_token,omitempty"`
+	BootstrapExpiresAt *time.Time `json:"bootstrap_expires_at,omitempty"`
+	SVID               *SVID      `json:"svid,omitempty"`
+}
+
+// ExchangeRequest trades a bootstrap token and a CSR for the run's SVID.
+type ExchangeRequest struct {
+	BootstrapToken string `json:"bootstrap_token"`
+	CSR            string `json:"csr"`
+}
+
+// RenewRequest asks for a new SVID; the caller authenticates with its
+// current SVID over mTLS.
+type RenewRequest struct {
+	CSR string `json:"csr"`
+}
+
+// SVID is a signed X.509-SVID with the trust bundle to verify peers.
+type SVID struct {
+	SPIFFEID string `json:"spiffe_id"`
+	// CertChainPEM holds the leaf first, then any intermediates.
+	CertChainPEM string    `json:"cert_chain_pem"`
+	BundlePEM    string    `json:"bundle_pem"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+// RevokeRequest revokes a run and everything it delegated.
+type RevokeRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Approval is one request for step-up approval of a tool call.
+type Approval struct {
+	ID        string         `json:"id"`
+	RunID     string         `json:"run_id"`
+	Chain     []Hop          `json:"chain,omitempty"`
+	Sponsor   Sponsor        `json:"sponsor"`
+	Server    string         `json:"server"`
+	Tool      string         `json:"tool"`
+	Arguments map[string]any `json:"arguments,omitempty"`
+	Purpose   string         `json:"purpose,omitempty"`
+	Status    string         `json:"status"`
+	CreatedAt time.Time      `json:"created_at"`
+	ExpiresAt time.Time      `json:"expires_at,omitzero"`
+	DecidedBy *Sponsor       `json:"decided_by,omitempty"`
+	Comment   string         `json:"comment,omitempty"`
+}
+
+// DecisionRequest approves or denies an approval, with a comment.
+type DecisionRequest struct {
+	Comment string `json:"comment,omitempty"`
+}
+
+// BreakGlassRequest opens time-boxed emergency access for the caller.
+type BreakGlassRequest struct {
+	Reason string `json:"reason"`
+	// TTL is how long the access lasts, as a Go duration ("30m").
+	TTL string `json:"ttl"`
+	// RunID limits the break-glass access to one run; empty means every
+	// run the caller sponsors.
+	RunID string `json:"run_id,omitempty"`
+}
+
+// BreakGlass is an open break-glass window.
+type BreakGlass struct {
+	ID        string    `json:"id"`
+	Sponsor   Sponsor   `json:"sponsor"`
+	RunID     string    `json:"run_id,omitempty"`
+	Reason    string    `json:"reason"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// DeactivateSponsorRequest offboards a human: every run they sponsored
+// stops at once.
+type DeactivateSponsorRequest struct {
+	Issuer  string `json:"issuer"`
+	Subject string `json:"subject"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Identity is the reply of GET /v1/whoami.
+type Identity struct {
+	Kind    string   `json:"kind"` // "sponsor" or "agent"
+	Sponsor *Sponsor `json:"sponsor,omitempty"`
+	// SPIFFEID and RunID are set for an agent.
+	SPIFFEID string `json:"spiffe_id,omitempty"`
+	RunID    string `json:"run_id,omitempty"`
+}
+
+// Error is the body of every error reply.
+type Error struct {
+	// Code is stable and machine-readable; see the Code constants.
+	Code string `json:"code"`
+	// Message says what failed and what to do next.
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// The error codes of the control API. They are part of the public
+// contract: add new ones, never rename.
+const (
+	CodeInvalidRequest    = "invalid_request"
+	CodeUnauthenticated   = "unauthenticated"
+	CodeForbidden         = "forbidden"
+	CodeNotFound          = "not_found"
+	CodeConflict          = "conflict"
+	CodeBootstrapInvalid  = "bootstrap_token_invalid"
+	CodeCSRInvalid        = "csr_invalid"
+	CodeRequestTooLarge   = "request_too_large"
+	CodeUnsupportedMedia  = "unsupported_media_type"
+	CodeMethodNotAllowed  = "method_not_allowed"
+	CodeInternal          = "internal"
+	CodeUnavailable       = "unavailable"
+	CodeEntitlementDenied = "entitlement_denied"
+)
