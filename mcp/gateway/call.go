@@ -1,0 +1,271 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/agentauth/agentauth/agentauth/authz"
+	"github.com/agentauth/agentauth/mcp/txntoken"
+)
+
+// admitted is a request that passed authorization and whose decision is
+// in the audit log. The tool handler forwards only what it carries.
+type admitted struct {
+	method    string
+	exposed   string // name or URI the client used
+	tool      Tool   // set for tools/call
+	target    authz.Target
+	arguments json.RawMessage
+	meta      map[string]any // client's params._meta
+	decision  authz.Decision
+	txn       string
+	runID     string // the run the call acts for
+	caller    Caller
+	forwarded atomic.Bool
+}
+
+type admittedKey struct{}
+
+// serveGated authorizes a gated request, records the decision, and hands
+// an allowed request to mcp-go with the decision in its context.
+func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg message, principalErr error) {
+	ctx, span := g.startSpan(r, msg)
+	defer span.End()
+	a, data, ok := g.admit(ctx, r, msg, principalErr)
+	data.TraceID = traceID(span)
+	span.SetAttributes(attribute.String("agentauth.decision", string(a.decision.Effect)),
+		attribute.String("agentauth.reason", string(a.decision.Reason)))
+	if !ok {
+		span.SetStatus(codes.Error, string(a.decision.Reason))
+		writeDenial(w, msg.ID, denialMessage(a.decision), data)
+		return
+	}
+	ctx = context.WithValue(ctx, admittedKey{}, a)
+	g.http.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// admit returns the admitted request, or the denial data when refused.
+func (g *Gateway) admit(ctx context.Context, r *http.Request, msg message, principalErr error) (*admitted, DenialData, bool) {
+	caller, _ := CallerFromContext(ctx)
+	p := principalFrom(ctx)
+	a := &admitted{method: msg.Method, caller: caller, runID: p.RunID, txn: newTxn(p)}
+	a.meta = decodeMeta(msg.Params["_meta"])
+	data := DenialData{RunID: p.RunID}
+	if principalErr != nil {
+		a.decision = denied(authz.ReasonTxnTokenInvalid, "transaction token refused: "+principalErr.Error())
+		return a, data, false
+	}
+	if !g.resolveTarget(a, msg) {
+		// Unknown or quarantined tool: mcp-go answers as for any unknown tool.
+		return a, data, true
+	}
+	a.decision = g.decide(ctx, p, a)
+	if err := g.opts.Auditor.AppendDecision(ctx, g.record(ctx, a)); err != nil {
+		g.opts.Logger.Error("audit append failed; call denied", "run_id", p.RunID, "txn", a.txn, "error", err)
+		a.decision = denied(authz.ReasonAuditUnavailable, "the audit log is unavailable, so no call can go ahead")
+	}
+	data.Reason, data.ApprovalID = a.decision.Reason, a.decision.ApprovalID
+	if a.decision.Effect == authz.ApprovalRequired && g.opts.ApprovalURL != nil && a.decision.ApprovalID != "" {
+		data.ApprovalURL = g.opts.ApprovalURL(a.decision.ApprovalID)
+	}
+	return a, data, a.decision.Allowed()
+}
+
+// resolveTarget fills a.target from the message. It returns false for a
+// tool the gateway does not expose.
+func (g *Gateway) resolveTarget(a *admitted, msg message) bool {
+	switch msg.Method {
+	case "tools/call":
+		name, _ := msg.param("name")
+		t, ok := g.tool(name)
+		if !ok || t.Quarantined {
+			return false
+		}
+		a.exposed, a.tool = name, t
+		a.target = authz.Target{Kind: authz.KindTool, Server: t.Server, Name: t.Upstream,
+			Annotations: annotations(t)}
+		a.arguments = rawOrEmpty(msg.Params["arguments"])
+	case "resources/read", "resources/subscribe":
+		uri, _ := msg.param("uri")
+		server, rest := splitURI(uri)
+		a.exposed = uri
+		a.target = authz.Target{Kind: authz.KindResource, Server: server, Name: rest}
+	case "prompts/get":
+		name, _ := msg.param("name")
+		server, rest := splitName(name)
+		a.exposed = name
+		a.target = authz.Target{Kind: authz.KindPrompt, Server: server, Name: rest}
+		a.arguments = rawOrEmpty(msg.Params["arguments"])
+	case "completion/complete":
+		a.target = completionTarget(msg.Params["ref"])
+		a.arguments = rawOrEmpty(msg.Params["argument"])
+	}
+	return true
+}
+
+// decide runs authorization, waiting for a human when approval is needed.
+func (g *Gateway) decide(ctx context.Context, p principal, a *admitted) authz.Decision {
+	if a.tool.Changed {
+		return denied(authz.ReasonToolDefinitionChanged,
+			"the tool's definition changed since it was accepted; an operator must review and accept it")
+	}
+	req := authz.Request{RunID: p.RunID, Target: a.target, Arguments: a.arguments, Via: p.Via, Now: g.opts.Now()}
+	d := g.opts.Authorizer.Authorize(ctx, req)
+	if d.Effect != authz.ApprovalRequired || d.ApprovalID == "" || g.opts.Approvals == nil {
+		return d
+	}
+	wctx, cancel := context.WithTimeout(ctx, g.opts.ApprovalWait)
+	defer cancel()
+	approved, err := g.opts.Approvals.Await(wctx, d.ApprovalID)
+	switch {
+	case err != nil:
+		return d // still pending: the caller gets the approval id
+	case !approved:
+		d.Effect, d.Reason, d.Message = authz.Deny, authz.ReasonApprovalDenied, "the approval was denied"
+		return d
+	}
+	req.ApprovalID, req.Now = d.ApprovalID, g.opts.Now()
+	return g.opts.Authorizer.Authorize(ctx, req)
+}
+
+func denied(reason authz.Reason, msg string) authz.Decision {
+	return authz.Decision{Effect: authz.Deny, Reason: reason, Message: msg}
+}
+
+// startSpan starts the call's span. An authenticated caller's trace
+// context is continued from params._meta, else from the traceparent header.
+func (g *Gateway) startSpan(r *http.Request, msg message) (context.Context, trace.Span) {
+	ctx := r.Context()
+	carrier := propagation.MapCarrier{}
+	if meta := decodeMeta(msg.Params["_meta"]); meta != nil {
+		for _, k := range []string{"traceparent", "tracestate"} {
+			if s, ok := meta[k].(string); ok {
+				carrier[k] = s
+			}
+		}
+	}
+	if carrier["traceparent"] != "" {
+		ctx = g.prop.Extract(ctx, carrier)
+	} else {
+		ctx = g.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	name := msg.Method
+	if n, ok := msg.param("name"); ok {
+		name += " " + n
+	}
+	caller, _ := CallerFromContext(ctx)
+	p := principalFrom(ctx)
+	return g.opts.Tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(
+			attribute.String("mcp.method.name", msg.Method),
+			attribute.String("jsonrpc.request.id", string(msg.ID)),
+			attribute.String("mcp.session.id", r.Header.Get(headerSession)),
+			attribute.String("agentauth.caller", caller.ID.String()),
+			attribute.String("agentauth.run.id", p.RunID),
+		))
+}
+
+func traceID(span trace.Span) string {
+	if sc := span.SpanContext(); sc.HasTraceID() {
+		return sc.TraceID().String()
+	}
+	return ""
+}
+
+func (g *Gateway) record(ctx context.Context, a *admitted) Record {
+	rec := Record{
+		Txn: a.txn, TraceID: traceID(trace.SpanFromContext(ctx)), Method: a.method,
+		Caller: a.caller.ID.String(), Target: a.target, Decision: a.decision,
+		ArgumentsDigest: txntoken.ArgumentsDigest(a.arguments), Time: g.opts.Now(),
+	}
+	if g.opts.RecordArguments {
+		rec.Arguments = a.arguments
+	}
+	return rec
+}
+
+func newTxn(p principal) string {
+	if p.Txn != nil {
+		return p.Txn.Txn
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func rawOrEmpty(v jsontext.Value) json.RawMessage {
+	if len(v) == 0 || string(v) == "null" {
+		return json.RawMessage("{}")
+	}
+	return json.RawMessage(v)
+}
+
+func decodeMeta(v jsontext.Value) map[string]any {
+	if len(v) == 0 || v.Kind() != '{' {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var m map[string]any
+	if dec.Decode(&m) != nil {
+		return nil
+	}
+	return m
+}
+
+func annotations(t Tool) map[string]any {
+	raw, err := json.Marshal(t.Definition.Annotations)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return m
+}
+
+// splitName undoes "<server>__<name>".
+func splitName(s string) (string, string) {
+	server, name, ok := strings.Cut(s, "__")
+	if !ok {
+		return "", s
+	}
+	return server, name
+}
+
+// splitURI undoes "agentauth://<server>/<original-uri>".
+func splitURI(uri string) (string, string) {
+	rest, ok := strings.CutPrefix(uri, "agentauth://")
+	if !ok {
+		return "", uri
+	}
+	server, orig, _ := strings.Cut(rest, "/")
+	return server, orig
+}
+
+func completionTarget(ref jsontext.Value) authz.Target {
+	var r struct {
+		Type string `json:"type"`
+		Name string `json:"name"`
+		URI  string `json:"uri"`
+	}
+	_ = json.Unmarshal(ref, &r)
+	t := authz.Target{Kind: authz.KindCompletion}
+	if r.Type == "ref/resource" {
+		t.Server, t.Name = splitURI(r.URI)
+	} else {
+		t.Server, t.Name = splitName(r.Name)
+	}
+	return t
+}

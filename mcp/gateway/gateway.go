@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/agentauth/agentauth/mcp/txntoken"
+)
+
+// DefaultMaxBodyBytes bounds a request body unless Options says otherwise.
+const DefaultMaxBodyBytes = 4 << 20
+
+// DefaultApprovalWait is how long a call needing approval waits for a
+// human before it is answered with the pending approval's id.
+const DefaultApprovalWait = 30 * time.Second
+
+// Options configure a Gateway. TrustDomain, Authorizer, Auditor, Upstream
+// and Tokens are required.
+type Options struct {
+	TrustDomain spiffeid.TrustDomain
+	// Audience is the JWT-SVID audience the gateway accepts; by default
+	// its own SPIFFE ID, spiffe://<td>/agentauth/gateway.
+	Audience   string
+	Authorizer Authorizer
+	Auditor    Auditor
+	Upstream   Upstream
+	Tokens     *txntoken.Issuer
+	// JWT validates bearer JWT-SVIDs; nil accepts mTLS only.
+	JWT JWTValidator
+	// Approvals lets approval-required calls wait; nil answers at once
+	// with the pending approval.
+	Approvals    Approvals
+	ApprovalWait time.Duration
+	// ApprovalURL, when set, gives the link where a sponsor decides an
+	// approval; it is sent to clients that support URL elicitation.
+	ApprovalURL  func(approvalID string) string
+	MaxBodyBytes int64
+	// RecordArguments puts raw arguments into audit records.
+	RecordArguments bool
+	Tracer          trace.Tracer
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// Gateway is the agents' MCP endpoint. It is an http.Handler for /mcp.
+type Gateway struct {
+	opts     Options
+	mcp      *server.MCPServer
+	http     *server.StreamableHTTPServer
+	sessions *sessions
+	verifier *txntoken.Verifier
+	prop     propagation.TextMapPropagator
+
+	mu    sync.RWMutex
+	tools map[string]Tool // exposed name -> tool, including quarantined
+}
+
+// New builds a gateway over opts and loads the upstream catalog.
+func New(opts Options) (*Gateway, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		opts:     opts,
+		sessions: newSessions(),
+		verifier: opts.Tokens.Verifier(),
+		prop:     propagation.TraceContext{},
+	}
+	g.mcp = server.NewMCPServer("agentauth", "1",
+		server.WithToolCapabilities(true),
+		server.WithToolFilter(g.filterTools),
+		server.WithLogging(),
+		server.WithElicitation(),
+	)
+	g.http = server.NewStreamableHTTPServer(g.mcp,
+		server.WithSessionIdManagerResolver(g.sessions),
+		server.WithEventStore(server.NewInMemoryEventStore()),
+		server.WithStreamableHTTPLogger(opts.Logger),
+		server.WithDisableLocalhostProtection(true),
+	)
+	g.Refresh()
+	return g, nil
+}
+
+func (o *Options) fill() error {
+	switch {
+	case o.TrustDomain.IsZero():
+		return errors.New("gateway: trust domain is required")
+	case o.Authorizer == nil || o.Auditor == nil || o.Upstream == nil || o.Tokens == nil:
+		return errors.New("gateway: Authorizer, Auditor, Upstream and Tokens are required")
+	}
+	if o.Audience == "" {
+		o.Audience = GatewayID(o.TrustDomain).String()
+	}
+	if o.ApprovalWait <= 0 {
+		o.ApprovalWait = DefaultApprovalWait
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Tracer == nil {
+		o.Tracer = otel.Tracer("github.com/agentauth/agentauth/mcp/gateway")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// GatewayID returns the gateway's SPIFFE ID in td.
+func GatewayID(td spiffeid.TrustDomain) spiffeid.ID {
+	id, _ := spiffeid.FromSegments(td, "agentauth", "gateway")
+	return id
+}
+
+// ToolServerID returns the SPIFFE ID of the tool server named server.
+func ToolServerID(td spiffeid.TrustDomain, server string) spiffeid.ID {
+	id, err := spiffeid.FromSegments(td, "tools", server)
+	if err != nil {
+		return spiffeid.ID{}
+	}
+	return id
+}
+
+// Refresh reloads the upstream catalog. Call it whenever the upstream
+// tools change; quarantined tools are never registered.
+func (g *Gateway) Refresh() {
+	all := g.opts.Upstream.Tools()
+	byName := make(map[string]Tool, len(all))
+	served := make([]server.ServerTool, 0, len(all))
+	for _, t := range all {
+		byName[t.Name] = t
+		if t.Quarantined {
+			continue
+		}
+		def := t.Definition
+		def.Name = t.Name
+		served = append(served, server.ServerTool{Tool: def, Handler: g.forwardTool})
+	}
+	g.mu.Lock()
+	g.tools = byName
+	g.mu.Unlock()
+	g.mcp.SetTools(served...)
+}
+
+func (g *Gateway) tool(name string) (Tool, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	t, ok := g.tools[name]
+	return t, ok
+}
+
+// MCPServer returns the mcp-go server behind the gateway, for relaying
+// server-to-client requests (sampling, elicitation, roots).
+func (g *Gateway) MCPServer() *server.MCPServer { return g.mcp }
+
+// ActiveSessions returns how many session ids are bound to callers.
+func (g *Gateway) ActiveSessions() int { return g.sessions.count() }
+
+var _ http.Handler = (*Gateway)(nil)
