@@ -17,8 +17,8 @@ func sampleClaims() Claims {
 	return Claims{
 		Subject: "alice", SponsorIssuer: "https://idp.example.org",
 		Audience: toolsA, RunID: "01J0RUN", Txn: "txn-1",
-		Actor: NewActor([]string{"spiffe://example.org/agents/r/runs/01J0RUN"}),
-		Scope: Scope{Server: "a", Tool: "read", Grant: "g1"},
+		Actor:           NewActor([]string{"spiffe://example.org/agents/r/runs/01J0RUN"}),
+		Scope:           Scope{Server: "a", Tool: "read", Grant: "g1"},
 		ArgumentsDigest: ArgumentsDigest([]byte(`{"path":"/x"}`)),
 	}
 }
