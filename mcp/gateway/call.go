@@ -10,13 +10,13 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/go-json-experiment/json/jsontext"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agentauth/agentauth/agentauth/authz"
+	"github.com/agentauth/agentauth/mcp/envelope"
 	"github.com/agentauth/agentauth/mcp/txntoken"
 )
 
@@ -40,7 +40,7 @@ type admittedKey struct{}
 
 // serveGated authorizes a gated request, records the decision, and hands
 // an allowed request to mcp-go with the decision in its context.
-func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg message, principalErr error) {
+func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg *envelope.Message, principalErr error) {
 	ctx, span := g.startSpan(r, msg)
 	defer span.End()
 	a, data, ok := g.admit(ctx, r, msg, principalErr)
@@ -57,21 +57,21 @@ func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg message
 }
 
 // admit returns the admitted request, or the denial data when refused.
-func (g *Gateway) admit(ctx context.Context, r *http.Request, msg message, principalErr error) (*admitted, DenialData, bool) {
+func (g *Gateway) admit(ctx context.Context, r *http.Request, msg *envelope.Message, principalErr error) (*admitted, DenialData, bool) {
 	caller, _ := CallerFromContext(ctx)
 	p := principalFrom(ctx)
 	a := &admitted{method: msg.Method, caller: caller, runID: p.RunID, txn: newTxn(p)}
-	a.meta = decodeMeta(msg.Params["_meta"])
+	a.meta = decodeMeta(metaRaw(msg))
 	data := DenialData{RunID: p.RunID}
-	if principalErr != nil {
-		a.decision = denied(authz.ReasonTxnTokenInvalid, "transaction token refused: "+principalErr.Error())
-		return a, data, false
-	}
 	if !g.resolveTarget(a, msg) {
 		// Unknown or quarantined tool: mcp-go answers as for any unknown tool.
 		return a, data, true
 	}
-	a.decision = g.decide(ctx, p, a)
+	if principalErr != nil {
+		a.decision = denied(authz.ReasonTxnTokenInvalid, "transaction token refused: "+principalErr.Error())
+	} else {
+		a.decision = g.decide(ctx, p, a)
+	}
 	if err := g.opts.Auditor.AppendDecision(ctx, g.record(ctx, a)); err != nil {
 		g.opts.Logger.Error("audit append failed; call denied", "run_id", p.RunID, "txn", a.txn, "error", err)
 		a.decision = denied(authz.ReasonAuditUnavailable, "the audit log is unavailable, so no call can go ahead")
@@ -85,10 +85,10 @@ func (g *Gateway) admit(ctx context.Context, r *http.Request, msg message, princ
 
 // resolveTarget fills a.target from the message. It returns false for a
 // tool the gateway does not expose.
-func (g *Gateway) resolveTarget(a *admitted, msg message) bool {
+func (g *Gateway) resolveTarget(a *admitted, msg *envelope.Message) bool {
 	switch msg.Method {
 	case "tools/call":
-		name, _ := msg.param("name")
+		name := msg.Name
 		t, ok := g.tool(name)
 		if !ok || t.Quarantined {
 			return false
@@ -96,21 +96,20 @@ func (g *Gateway) resolveTarget(a *admitted, msg message) bool {
 		a.exposed, a.tool = name, t
 		a.target = authz.Target{Kind: authz.KindTool, Server: t.Server, Name: t.Upstream,
 			Annotations: annotations(t)}
-		a.arguments = rawOrEmpty(msg.Params["arguments"])
+		a.arguments = rawOrEmpty(msg.Arguments)
 	case "resources/read", "resources/subscribe":
-		uri, _ := msg.param("uri")
+		uri := msg.URI
 		server, rest := splitURI(uri)
 		a.exposed = uri
 		a.target = authz.Target{Kind: authz.KindResource, Server: server, Name: rest}
 	case "prompts/get":
-		name, _ := msg.param("name")
-		server, rest := splitName(name)
-		a.exposed = name
+		server, rest := splitName(msg.Name)
+		a.exposed = msg.Name
 		a.target = authz.Target{Kind: authz.KindPrompt, Server: server, Name: rest}
-		a.arguments = rawOrEmpty(msg.Params["arguments"])
+		a.arguments = rawOrEmpty(msg.Arguments)
 	case "completion/complete":
-		a.target = completionTarget(msg.Params["ref"])
-		a.arguments = rawOrEmpty(msg.Params["argument"])
+		a.target = completionTarget(msg.Ref)
+		a.arguments = completionArgument(msg.Argument)
 	}
 	return true
 }
@@ -146,15 +145,11 @@ func denied(reason authz.Reason, msg string) authz.Decision {
 
 // startSpan starts the call's span. An authenticated caller's trace
 // context is continued from params._meta, else from the traceparent header.
-func (g *Gateway) startSpan(r *http.Request, msg message) (context.Context, trace.Span) {
+func (g *Gateway) startSpan(r *http.Request, msg *envelope.Message) (context.Context, trace.Span) {
 	ctx := r.Context()
 	carrier := propagation.MapCarrier{}
-	if meta := decodeMeta(msg.Params["_meta"]); meta != nil {
-		for _, k := range []string{"traceparent", "tracestate"} {
-			if s, ok := meta[k].(string); ok {
-				carrier[k] = s
-			}
-		}
+	if msg.Meta != nil {
+		carrier["traceparent"], carrier["tracestate"] = msg.Meta.Traceparent, msg.Meta.Tracestate
 	}
 	if carrier["traceparent"] != "" {
 		ctx = g.prop.Extract(ctx, carrier)
@@ -162,8 +157,8 @@ func (g *Gateway) startSpan(r *http.Request, msg message) (context.Context, trac
 		ctx = g.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
 	name := msg.Method
-	if n, ok := msg.param("name"); ok {
-		name += " " + n
+	if msg.Name != "" {
+		name += " " + msg.Name
 	}
 	caller, _ := CallerFromContext(ctx)
 	p := principalFrom(ctx)
@@ -205,15 +200,22 @@ func newTxn(p principal) string {
 	return hex.EncodeToString(b)
 }
 
-func rawOrEmpty(v jsontext.Value) json.RawMessage {
+func metaRaw(m *envelope.Message) json.RawMessage {
+	if m.Meta == nil {
+		return nil
+	}
+	return m.Meta.Raw
+}
+
+func rawOrEmpty(v json.RawMessage) json.RawMessage {
 	if len(v) == 0 || string(v) == "null" {
 		return json.RawMessage("{}")
 	}
-	return json.RawMessage(v)
+	return v
 }
 
-func decodeMeta(v jsontext.Value) map[string]any {
-	if len(v) == 0 || v.Kind() != '{' {
+func decodeMeta(v json.RawMessage) map[string]any {
+	if len(v) == 0 {
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(v))
@@ -254,18 +256,22 @@ func splitURI(uri string) (string, string) {
 	return server, orig
 }
 
-func completionTarget(ref jsontext.Value) authz.Target {
-	var r struct {
-		Type string `json:"type"`
-		Name string `json:"name"`
-		URI  string `json:"uri"`
-	}
-	_ = json.Unmarshal(ref, &r)
+func completionTarget(ref *envelope.Ref) authz.Target {
 	t := authz.Target{Kind: authz.KindCompletion}
-	if r.Type == "ref/resource" {
-		t.Server, t.Name = splitURI(r.URI)
-	} else {
-		t.Server, t.Name = splitName(r.Name)
+	switch {
+	case ref == nil:
+	case ref.Type == "ref/resource":
+		t.Server, t.Name = splitURI(ref.URI)
+	default:
+		t.Server, t.Name = splitName(ref.Name)
 	}
 	return t
+}
+
+func completionArgument(a *envelope.CompletionArgument) json.RawMessage {
+	if a == nil {
+		return json.RawMessage("{}")
+	}
+	raw, _ := json.Marshal(map[string]string{"name": a.Name, "value": a.Value})
+	return raw
 }

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/go-json-experiment/json/jsontext"
+	"errors"
+	"github.com/agentauth/agentauth/mcp/envelope"
 
 	"github.com/agentauth/agentauth/agentauth/authz"
 )
@@ -39,17 +40,21 @@ type rpcErrorResponse struct {
 
 // writeDenial answers a request with a denial. Requests (with an id) get
 // HTTP 200 and a JSON-RPC error; a denied notification gets 403.
-func writeDenial(w http.ResponseWriter, id jsontext.Value, msg string, data DenialData) {
-	raw := json.RawMessage(id)
+func writeDenial(w http.ResponseWriter, id json.RawMessage, msg string, data DenialData) {
+	raw := id
 	if id == nil {
 		raw = json.RawMessage("null")
 	}
+	writeError(w, raw, DenialCode, msg, data, id == nil)
+}
+
+func writeError(w http.ResponseWriter, id json.RawMessage, code int, msg string, data DenialData, forbidden bool) {
 	body, _ := json.Marshal(rpcErrorResponse{
-		JSONRPC: "2.0", ID: raw,
-		Error: rpcError{Code: DenialCode, Message: msg, Data: data},
+		JSONRPC: "2.0", ID: id,
+		Error: rpcError{Code: code, Message: msg, Data: data},
 	})
 	w.Header().Set("Content-Type", "application/json")
-	if id == nil {
+	if forbidden {
 		w.WriteHeader(http.StatusForbidden)
 	} else {
 		w.WriteHeader(http.StatusOK)
@@ -63,4 +68,24 @@ func denialMessage(d authz.Decision) string {
 		return d.Message
 	}
 	return "call denied: " + string(d.Reason)
+}
+
+// writeMalformed answers a body the envelope decoder refused, with the
+// JSON-RPC code for its kind (-32700 or -32600) and HTTP 400, 413 or 415.
+func writeMalformed(w http.ResponseWriter, err error) {
+	code, status, kind := envelope.CodeInvalidRequest, http.StatusBadRequest, envelope.Kind("")
+	var ee *envelope.Error
+	if errors.As(err, &ee) {
+		code, kind = ee.Code(), ee.Kind
+	}
+	switch kind {
+	case envelope.KindTooLarge:
+		status = http.StatusRequestEntityTooLarge
+	case envelope.KindCompressed:
+		status = http.StatusUnsupportedMediaType
+	}
+	w.Header().Set("Content-Type", "application/json")
+	sw := &statusWriter{ResponseWriter: w, status: status}
+	writeError(sw, json.RawMessage("null"), code, "malformed request: "+err.Error(),
+		DenialData{Reason: authz.ReasonMalformedRequest}, false)
 }

@@ -6,16 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/agentauth/agentauth/agentauth/authz"
+	"github.com/agentauth/agentauth/mcp/envelope"
 	"github.com/agentauth/agentauth/mcp/txntoken"
 )
 
 const (
 	headerSession = "Mcp-Session-Id"
-	headerMethod  = "Mcp-Method"
-	headerName    = "Mcp-Name"
 )
 
 // principal is whom a request acts for: the caller's own run, or for a tool
@@ -82,52 +80,26 @@ func (g *Gateway) principalFor(c Caller, token string) (principal, error) {
 }
 
 func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, principalErr error) {
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		writeStatusDenial(w, http.StatusUnsupportedMediaType,
-			"compressed request bodies are not accepted; send identity encoding",
-			DenialData{Reason: authz.ReasonMalformedRequest})
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes))
-	if err != nil {
-		writeStatusDenial(w, http.StatusRequestEntityTooLarge,
-			"request body is over the size limit or unreadable", DenialData{Reason: authz.ReasonMalformedRequest})
-		return
-	}
-	msg, err := decodeMessage(body)
+	body, err := envelope.ReadBody(r.Body, r.Header.Get("Content-Encoding"), g.opts.MaxBodyBytes)
+	var msg *envelope.Message
 	if err == nil {
-		err = checkHeaders(r.Header, msg)
+		msg, err = envelope.Decode(body, envelope.Limits{MaxBytes: g.opts.MaxBodyBytes, MaxDepth: 64})
+	}
+	if err == nil {
+		err = envelope.CheckHeaders(msg, r.Header)
 	}
 	if err != nil {
-		writeStatusDenial(w, http.StatusBadRequest, "malformed request: "+err.Error(),
-			DenialData{Reason: authz.ReasonMalformedRequest})
+		writeMalformed(w, err)
 		return
 	}
+	r.Header.Del("Content-Encoding")
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	if !gated(msg.Method) {
+	if msg.Type != envelope.Request || !gated(msg.Method) {
 		g.http.ServeHTTP(w, r)
 		return
 	}
 	g.serveGated(w, r, msg, principalErr)
-}
-
-// checkHeaders refuses Mcp-Method and Mcp-Name headers that do not say
-// what the body says.
-func checkHeaders(h http.Header, m message) error {
-	if v := h.Get(headerMethod); v != "" && !m.IsResponse && v != m.Method {
-		return errors.New("Mcp-Method header does not match the body's method")
-	}
-	if v := h.Get(headerName); v != "" {
-		name, ok := m.param("name")
-		if !ok {
-			name, ok = m.param("uri")
-		}
-		if !ok || v != name {
-			return errors.New("Mcp-Name header does not match the body's name or uri")
-		}
-	}
-	return nil
 }
 
 // gated reports whether method needs a decision before it is served.
