@@ -156,7 +156,10 @@ func TestEmbeddedCAmTLSAndJWTSVID(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { _ = h2.Serve(sctx, ln, AllowBearer(spiffe.ServerTLSConfig(authority)), time.Second); close(done) }()
+	go func() {
+		_ = h2.Serve(sctx, ln, AllowBearer(spiffe.ServerTLSConfig(authority)), time.Second)
+		close(done)
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 	url := "https://" + ln.Addr().String() + Path
 
