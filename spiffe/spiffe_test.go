@@ -235,4 +235,3 @@ func TestOpenSPIREFailsWithinContext(t *testing.T) {
 		t.Fatal("Open succeeded without a Workload API")
 	}
 }
-
