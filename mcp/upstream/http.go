@@ -1,0 +1,34 @@
+package upstream
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/mark3labs/mcp-go/client/transport"
+
+	"github.com/agentauth/agentauth/agentauth/config"
+)
+
+// newHTTPTransport returns a Streamable HTTP transport to the server, with
+// the gateway's SVID when the server asks for mTLS and with the configured
+// headers on every request.
+func newHTTPTransport(s config.Server, opts *Options) (transport.Interface, error) {
+	hc := &http.Client{}
+	if s.MTLS {
+		if opts.TLSConfig == nil {
+			return nil, fmt.Errorf("server %q has mtls set but the gateway has no TLS configuration", s.Name)
+		}
+		tc, err := opts.TLSConfig()
+		if err != nil {
+			return nil, fmt.Errorf("server %q: TLS configuration: %w", s.Name, err)
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
+	}
+	tr, err := transport.NewStreamableHTTP(s.URL,
+		transport.WithHTTPBasicClient(hc),
+		transport.WithHTTPHeaders(s.Headers))
+	if err != nil {
+		return nil, fmt.Errorf("server %q: %w", s.Name, err)
+	}
+	return tr, nil
+}

@@ -1,0 +1,79 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"log/slog"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// Options configure a [Set]. DB is required; every other field has a
+// working zero value.
+type Options struct {
+	// DB holds the pin table (created when missing).
+	DB *sql.DB
+	// Logger receives starts, stops, restarts and pin events; nil is silent.
+	Logger *slog.Logger
+	// TLSConfig returns the client TLS configuration, presenting the
+	// gateway's own SVID, for servers with mtls set. It is called for every
+	// new connection, so it can follow SVID rotation.
+	TLSConfig func() (*tls.Config, error)
+
+	// MaxLineBytes bounds one message line read from a stdio server
+	// (default 16 MiB). A longer line ends the connection and restarts the
+	// server.
+	MaxLineBytes int
+	// RestartMin and RestartMax bound the exponential backoff between
+	// restarts of a failed server (defaults 200ms and 30s).
+	RestartMin, RestartMax time.Duration
+	// StartTimeout bounds starting one server and listing its catalog
+	// (default 30s).
+	StartTimeout time.Duration
+
+	// OnChange runs, off the caller's path, after the merged catalog
+	// changed: a list_changed notification, or a server going down or
+	// coming back.
+	OnChange func(Change)
+	// OnNotification receives the notifications a server sends that the Set
+	// does not consume: notifications/message, and
+	// notifications/resources/updated with the URI already namespaced.
+	OnNotification func(server string, n mcp.JSONRPCNotification)
+
+	// Sampling and Elicitation answer requests a server sends to the
+	// client side. ctx is the context of the tool call that caused the
+	// request. When nil, the capability is not declared.
+	Sampling    func(ctx context.Context, server string, r mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
+	Elicitation func(ctx context.Context, server string, r mcp.ElicitationRequest) (*mcp.ElicitationResult, error)
+	// Roots answers roots/list. When nil, roots are not declared, so a
+	// server such as server-filesystem keeps its configured directories.
+	Roots func(ctx context.Context, server string) (*mcp.ListRootsResult, error)
+}
+
+// Change tells what part of the catalog changed, and on which server.
+type Change struct {
+	Server string
+	// Kind is "tools", "prompts", "resources" or "server" (the server went
+	// down or came back, so every list may have changed).
+	Kind string
+}
+
+func (o *Options) withDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = 16 << 20
+	}
+	if o.RestartMin <= 0 {
+		o.RestartMin = 200 * time.Millisecond
+	}
+	if o.RestartMax <= 0 {
+		o.RestartMax = 30 * time.Second
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 30 * time.Second
+	}
+}

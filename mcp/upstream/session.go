@@ -1,0 +1,98 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// session is one live connection to a server: a started process (stdio)
+// or a Streamable HTTP transport, and the mcp-go client over it.
+type session struct {
+	client *client.Client
+	proc   *process // nil for HTTP
+	done   chan struct{}
+	cancel context.CancelFunc
+	once   sync.Once
+	why    error
+}
+
+// fail ends the session once, recording why.
+func (s *session) fail(err error) {
+	s.once.Do(func() {
+		s.why = err
+		close(s.done)
+	})
+}
+
+// close stops the client and, for stdio, the process.
+func (s *session) close() {
+	s.fail(errors.New("closed"))
+	s.cancel()
+	_ = s.client.Close()
+	if s.proc != nil {
+		_ = s.proc.stop(3 * time.Second)
+	}
+}
+
+// open starts a session to the connection's server and completes the MCP
+// handshake. The session context outlives ctx, which bounds the start.
+func (c *conn) open(ctx context.Context) (*session, error) {
+	var tr transport.Interface
+	var proc *process
+	var err error
+	if len(c.cfg.Command) > 0 {
+		proc, tr, err = startProcess(c.cfg.Command, c.cfg.Env, c.set.opts.MaxLineBytes, c.log)
+	} else {
+		tr, err = newHTTPTransport(c.cfg, &c.set.opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	sessCtx, cancel := context.WithCancel(c.set.ctx)
+	s := &session{proc: proc, done: make(chan struct{}), cancel: cancel}
+	s.client = client.NewClient(tr, c.clientOptions()...)
+	if proc != nil {
+		go func() {
+			<-proc.done
+			s.fail(proc.end)
+		}()
+	}
+	if err := c.handshake(ctx, sessCtx, s); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c *conn) handshake(ctx, sessCtx context.Context, s *session) error {
+	if err := s.client.Start(sessCtx); err != nil {
+		return err
+	}
+	s.client.OnNotification(func(n mcp.JSONRPCNotification) { c.onNotification(s, n) })
+
+	req := mcp.InitializeRequest{}
+	req.Params.ClientInfo = mcp.Implementation{Name: "agentauth", Version: "1"}
+	_, err := s.client.Initialize(ctx, req)
+	return err
+}
+
+func (c *conn) clientOptions() []client.ClientOption {
+	var opts []client.ClientOption
+	if c.set.opts.Sampling != nil {
+		opts = append(opts, client.WithSamplingHandler(samplingRelay{c}))
+	}
+	if c.set.opts.Elicitation != nil {
+		opts = append(opts, client.WithElicitationHandler(elicitationRelay{c}))
+	}
+	if c.set.opts.Roots != nil {
+		opts = append(opts, client.WithRootsHandler(rootsRelay{c}))
+	}
+	return opts
+}
