@@ -30,6 +30,12 @@ import (
 // rpcTimeout bounds each call to the SPIRE server.
 const rpcTimeout = 30 * time.Second
 
+// Waits between attempts to get the first downstream CA.
+const (
+	retryMin = 250 * time.Millisecond
+	retryMax = 5 * time.Second
+)
+
 // Config configures SPIRE mode.
 type Config struct {
 	// WorkloadSocket is the SPIRE agent's Workload API socket: a path or a
@@ -80,7 +86,20 @@ func Open(ctx context.Context, cfg Config) (_ *Authority, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("spire: server address %q: %w", cfg.ServerAddress, err)
 	}
-	a.issuer, err = issuer.New(ctx, issuer.Config{
+	a.issuer, err = a.newIssuer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger.InfoContext(ctx, "SPIRE authority ready", "trust_domain", a.td.Name(),
+		"workload_socket", cfg.WorkloadSocket, "server", cfg.ServerAddress)
+	return a, nil
+}
+
+// newIssuer makes the issuer, retrying while the SPIRE server refuses the
+// first downstream CA: right after the entry is created the server may not
+// yet see the gateway as a downstream workload.
+func (a *Authority) newIssuer(ctx context.Context, cfg Config) (*issuer.Issuer, error) {
+	icfg := issuer.Config{
 		TrustDomain:   a.td,
 		SVIDTTL:       cfg.SVIDTTL,
 		JWTTTL:        cfg.JWTTTL,
@@ -88,13 +107,21 @@ func Open(ctx context.Context, cfg Config) (_ *Authority, err error) {
 		MintCA:        a.mintDownstreamCA,
 		PublishJWTKey: a.publishJWTKey,
 		Logger:        cfg.Logger,
-	})
-	if err != nil {
-		return nil, err
 	}
-	cfg.Logger.InfoContext(ctx, "SPIRE authority ready", "trust_domain", a.td.Name(),
-		"workload_socket", cfg.WorkloadSocket, "server", cfg.ServerAddress)
-	return a, nil
+	wait := retryMin
+	for {
+		iss, err := issuer.New(ctx, icfg)
+		if err == nil {
+			return iss, nil
+		}
+		cfg.Logger.WarnContext(ctx, "SPIRE downstream CA not ready; retrying", "retry_in", wait, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMax)
+	}
 }
 
 func (cfg *Config) check() error {
