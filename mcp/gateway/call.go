@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -18,14 +17,15 @@ import (
 	"github.com/agentauth/agentauth/agentauth/authz"
 	"github.com/agentauth/agentauth/mcp/envelope"
 	"github.com/agentauth/agentauth/mcp/txntoken"
+	"github.com/agentauth/agentauth/mcp/upstream"
 )
 
 // admitted is a request that passed authorization and whose decision is
 // in the audit log. The tool handler forwards only what it carries.
 type admitted struct {
 	method    string
-	exposed   string // name or URI the client used
-	tool      Tool   // set for tools/call
+	exposed   string        // name or URI the client used
+	tool      upstream.Tool // set for tools/call
 	target    authz.Target
 	arguments json.RawMessage
 	meta      map[string]any // client's params._meta
@@ -90,7 +90,7 @@ func (g *Gateway) resolveTarget(a *admitted, msg *envelope.Message) bool {
 	case "tools/call":
 		name := msg.Name
 		t, ok := g.tool(name)
-		if !ok || t.Quarantined {
+		if !ok || t.Status == upstream.StatusQuarantined {
 			return false
 		}
 		a.exposed, a.tool = name, t
@@ -116,7 +116,7 @@ func (g *Gateway) resolveTarget(a *admitted, msg *envelope.Message) bool {
 
 // decide runs authorization, waiting for a human when approval is needed.
 func (g *Gateway) decide(ctx context.Context, p principal, a *admitted) authz.Decision {
-	if a.tool.Changed {
+	if a.tool.Status == upstream.StatusChanged {
 		return denied(authz.ReasonToolDefinitionChanged,
 			"the tool's definition changed since it was accepted; an operator must review and accept it")
 	}
@@ -227,7 +227,7 @@ func decodeMeta(v json.RawMessage) map[string]any {
 	return m
 }
 
-func annotations(t Tool) map[string]any {
+func annotations(t upstream.Tool) map[string]any {
 	raw, err := json.Marshal(t.Definition.Annotations)
 	if err != nil {
 		return nil
@@ -239,7 +239,7 @@ func annotations(t Tool) map[string]any {
 
 // splitName undoes "<server>__<name>".
 func splitName(s string) (string, string) {
-	server, name, ok := strings.Cut(s, "__")
+	server, name, ok := upstream.SplitName(s)
 	if !ok {
 		return "", s
 	}
@@ -248,11 +248,10 @@ func splitName(s string) (string, string) {
 
 // splitURI undoes "agentauth://<server>/<original-uri>".
 func splitURI(uri string) (string, string) {
-	rest, ok := strings.CutPrefix(uri, "agentauth://")
+	server, orig, ok := upstream.SplitURI(uri)
 	if !ok {
 		return "", uri
 	}
-	server, orig, _ := strings.Cut(rest, "/")
 	return server, orig
 }
 

@@ -3,13 +3,13 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/agentauth/agentauth/agentauth/authz"
+	"github.com/agentauth/agentauth/mcp/upstream"
 )
 
 // Authorizer decides calls. Authorize must fail closed: an internal error
@@ -59,30 +59,14 @@ type JWTValidator interface {
 	ValidateJWTSVID(ctx context.Context, token, audience string) (spiffeid.ID, error)
 }
 
-// Upstream is the set of tool servers the gateway forwards to.
+// Upstream is the set of tool servers the gateway forwards to;
+// *upstream.Set implements it.
 type Upstream interface {
-	// Tools returns the catalog, including changed and quarantined tools.
-	Tools() []Tool
-	CallTool(ctx context.Context, c ToolCall) (*mcp.CallToolResult, error)
-}
-
-// Tool is one upstream tool as exposed to agents.
-type Tool struct {
-	Name        string // namespaced name agents see
-	Server      string // upstream server name
-	Upstream    string // name on the upstream server
-	Definition  mcp.Tool
-	Changed     bool // definition differs from the pinned one
-	Quarantined bool
-}
-
-// ToolCall is one call forwarded to a tool server.
-type ToolCall struct {
-	Server    string
-	Tool      string
-	Arguments json.RawMessage // exactly the bytes that were authorized
-	Meta      map[string]any  // forwarded as params._meta
-	Header    http.Header     // added to an HTTP tool server's request
-	// Progress, when set, receives the upstream's progress notifications.
-	Progress func(progress, total float64, message string)
+	// Catalog returns every tool (changed and quarantined included),
+	// prompt, resource and resource template of the servers that are up.
+	Catalog() upstream.Catalog
+	CallTool(ctx context.Context, r upstream.Request) (*mcp.CallToolResult, error)
+	GetPrompt(ctx context.Context, r upstream.Request) (*mcp.GetPromptResult, error)
+	ReadResource(ctx context.Context, r upstream.Request) (*mcp.ReadResourceResult, error)
+	Complete(ctx context.Context, r upstream.Request, p mcp.CompleteParams) (*mcp.CompleteResult, error)
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,42 +16,151 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/agentauth/agentauth/agentauth/authz"
 	"github.com/agentauth/agentauth/mcp/txntoken"
+	"github.com/agentauth/agentauth/mcp/upstream"
 )
 
 // errNotAdmitted guards the forwarding path: nothing reaches a tool server
 // without a decision made for exactly this call.
 var errNotAdmitted = errors.New("call refused: it carries no authorization decision")
 
-// forwardTool is the mcp-go handler of every exposed tool. It forwards the
-// exact argument bytes that were authorized, with a transaction token.
-func (g *Gateway) forwardTool(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+// claim returns the admitted request for method and exposed name, once.
+func claim(ctx context.Context, method, exposed string) (*admitted, error) {
 	a, ok := ctx.Value(admittedKey{}).(*admitted)
-	if !ok || a.method != "tools/call" || a.exposed != req.Params.Name ||
+	if !ok || a.method != method || (exposed != "" && a.exposed != exposed) ||
 		!a.decision.Allowed() || !a.forwarded.CompareAndSwap(false, true) {
 		return nil, errNotAdmitted
 	}
+	return a, nil
+}
+
+// request builds the upstream request of an admitted call, with its
+// transaction token in _meta and in the Txn-Token header.
+func (g *Gateway) request(ctx context.Context, a *admitted) (upstream.Request, error) {
 	token, err := g.issueToken(a)
 	if err != nil {
 		g.opts.Logger.Error("transaction token not issued; call stopped", "txn", a.txn, "error", err)
-		return nil, fmt.Errorf("the gateway could not sign the call's transaction token")
+		return upstream.Request{}, errors.New("the gateway could not sign the call's transaction token")
 	}
-	call := ToolCall{
-		Server: a.tool.Server, Tool: a.tool.Upstream, Arguments: a.arguments,
-		Meta:   g.forwardMeta(ctx, a, token),
+	meta, err := json.Marshal(g.forwardMeta(ctx, a, token))
+	if err != nil {
+		return upstream.Request{}, fmt.Errorf("encode _meta: %w", err)
+	}
+	r := upstream.Request{
+		Server: a.target.Server, Name: a.target.Name, Arguments: a.arguments, Meta: meta,
 		Header: http.Header{txntoken.Header: []string{token}},
 	}
-	if pt, ok := a.meta["progressToken"]; ok && pt != nil {
-		call.Progress = g.relayProgress(ctx, pt)
+	if _, ok := a.meta["progressToken"]; ok {
+		r.Progress = g.relayProgress(ctx)
+	}
+	return r, nil
+}
+
+// forwardTool is the mcp-go handler of every exposed tool. It forwards the
+// exact argument bytes that were authorized.
+func (g *Gateway) forwardTool(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	a, err := claim(ctx, "tools/call", req.Params.Name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := g.request(ctx, a)
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
-	res, err := g.opts.Upstream.CallTool(ctx, call)
-	g.recordOutcome(ctx, a, res, err, time.Since(start))
+	res, err := g.opts.Upstream.CallTool(ctx, r)
+	g.recordOutcome(ctx, a, res != nil && res.IsError, err, time.Since(start))
 	if err != nil {
-		return nil, fmt.Errorf("tool server %q failed: %w", a.tool.Server, err)
+		return nil, fmt.Errorf("tool server %q failed: %w", a.target.Server, err)
 	}
 	return res, nil
+}
+
+// forwardPrompt is the mcp-go handler of every exposed prompt.
+func (g *Gateway) forwardPrompt(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	a, err := claim(ctx, "prompts/get", req.Params.Name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := g.request(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	res, err := g.opts.Upstream.GetPrompt(ctx, r)
+	g.recordOutcome(ctx, a, false, err, time.Since(start))
+	return res, err
+}
+
+// forwardResource is the mcp-go handler of every exposed resource and
+// resource template. Contents come back under their exposed URIs.
+func (g *Gateway) forwardResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	a, err := claim(ctx, "resources/read", req.Params.URI)
+	if err != nil {
+		return nil, err
+	}
+	r, err := g.request(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	res, err := g.opts.Upstream.ReadResource(ctx, r)
+	g.recordOutcome(ctx, a, false, err, time.Since(start))
+	if err != nil {
+		return nil, err
+	}
+	return exposeContents(a.target.Server, res.Contents), nil
+}
+
+func exposeContents(server string, contents []mcp.ResourceContents) []mcp.ResourceContents {
+	for i, c := range contents {
+		switch v := c.(type) {
+		case mcp.TextResourceContents:
+			v.URI = upstream.JoinURI(server, v.URI)
+			contents[i] = v
+		case mcp.BlobResourceContents:
+			v.URI = upstream.JoinURI(server, v.URI)
+			contents[i] = v
+		}
+	}
+	return contents
+}
+
+// completer forwards completion/complete for prompts and templates.
+type completer struct{ g *Gateway }
+
+// CompletePromptArgument forwards a completion for a prompt argument.
+func (c completer) CompletePromptArgument(ctx context.Context, _ string, arg mcp.CompleteArgument, cc mcp.CompleteContext) (*mcp.Completion, error) {
+	return c.complete(ctx, arg, cc, true)
+}
+
+// CompleteResourceArgument forwards a completion for a template argument.
+func (c completer) CompleteResourceArgument(ctx context.Context, _ string, arg mcp.CompleteArgument, cc mcp.CompleteContext) (*mcp.Completion, error) {
+	return c.complete(ctx, arg, cc, false)
+}
+
+func (c completer) complete(ctx context.Context, arg mcp.CompleteArgument, cc mcp.CompleteContext, prompt bool) (*mcp.Completion, error) {
+	a, err := claim(ctx, "completion/complete", "")
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.g.request(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	params := mcp.CompleteParams{Argument: arg, Context: cc}
+	if prompt {
+		params.Ref = mcp.PromptReference{Type: "ref/prompt", Name: a.target.Name}
+	} else {
+		params.Ref = mcp.ResourceReference{Type: "ref/resource", URI: a.target.Name}
+	}
+	start := time.Now()
+	res, err := c.g.opts.Upstream.Complete(ctx, r, params)
+	c.g.recordOutcome(ctx, a, false, err, time.Since(start))
+	if err != nil {
+		return nil, err
+	}
+	return &res.Completion, nil
 }
 
 func (g *Gateway) issueToken(a *admitted) (string, error) {
@@ -63,21 +173,21 @@ func (g *Gateway) issueToken(a *admitted) (string, error) {
 	}
 	tok, _, err := g.opts.Tokens.Issue(txntoken.Claims{
 		Subject: a.decision.SponsorSubject, SponsorIssuer: a.decision.SponsorIssuer,
-		Audience: ToolServerID(g.opts.TrustDomain, a.tool.Server).String(),
+		Audience: ToolServerID(g.opts.TrustDomain, a.target.Server).String(),
 		RunID:    a.runID, Txn: a.txn, Actor: txntoken.NewActor(chain),
-		Scope:           txntoken.Scope{Server: a.tool.Server, Tool: a.tool.Upstream, Grant: a.decision.GrantID},
+		Scope:           txntoken.Scope{Server: a.target.Server, Tool: a.target.Name, Grant: a.decision.GrantID},
 		ArgumentsDigest: txntoken.ArgumentsDigest(a.arguments),
 	})
 	return tok, err
 }
 
-// forwardMeta is the client's _meta without any gateway-reserved key, plus
-// the transaction token and the span's trace context.
+// forwardMeta is the client's _meta without any gateway-reserved or
+// per-hop key, plus the transaction token and the span's trace context.
 func (g *Gateway) forwardMeta(ctx context.Context, a *admitted, token string) map[string]any {
 	meta := make(map[string]any, len(a.meta)+3)
 	for k, v := range a.meta {
 		switch {
-		case k == txntoken.MetaKey, k == "traceparent", k == "tracestate", k == "progressToken":
+		case k == txntoken.MetaKey, k == "traceparent", k == "tracestate":
 		case strings.HasPrefix(k, "io.modelcontextprotocol/"):
 			// Per-hop protocol fields; the upstream connection has its own.
 		default:
@@ -90,22 +200,20 @@ func (g *Gateway) forwardMeta(ctx context.Context, a *admitted, token string) ma
 		meta[k] = v
 	}
 	meta[txntoken.MetaKey] = token
-	if pt, ok := a.meta["progressToken"]; ok {
-		meta["progressToken"] = pt
-	}
 	return meta
 }
 
-// relayProgress sends upstream progress to the client under its own token.
-func (g *Gateway) relayProgress(ctx context.Context, token any) func(float64, float64, string) {
+// relayProgress sends upstream progress to the client; the upstream set
+// has already restored the client's own progress token.
+func (g *Gateway) relayProgress(ctx context.Context) func(mcp.ProgressNotificationParams) {
 	srv := server.ServerFromContext(ctx)
-	return func(progress, total float64, message string) {
-		params := map[string]any{"progressToken": token, "progress": progress}
-		if total > 0 {
-			params["total"] = total
+	return func(p mcp.ProgressNotificationParams) {
+		params := map[string]any{"progressToken": p.ProgressToken, "progress": p.Progress}
+		if p.Total > 0 {
+			params["total"] = p.Total
 		}
-		if message != "" {
-			params["message"] = message
+		if p.Message != "" {
+			params["message"] = p.Message
 		}
 		if srv != nil {
 			_ = srv.SendNotificationToClient(ctx, "notifications/progress", params)
@@ -113,7 +221,7 @@ func (g *Gateway) relayProgress(ctx context.Context, token any) func(float64, fl
 	}
 }
 
-func (g *Gateway) recordOutcome(ctx context.Context, a *admitted, res *mcp.CallToolResult, err error, d time.Duration) {
+func (g *Gateway) recordOutcome(ctx context.Context, a *admitted, toolError bool, err error, d time.Duration) {
 	rec := g.record(ctx, a)
 	rec.Latency = d
 	span := trace.SpanFromContext(ctx)
@@ -121,7 +229,8 @@ func (g *Gateway) recordOutcome(ctx context.Context, a *admitted, res *mcp.CallT
 	case err != nil:
 		rec.Outcome, rec.Error = "error", err.Error()
 		span.SetStatus(codes.Error, "upstream call failed")
-	case res != nil && res.IsError:
+		span.SetAttributes(attribute.String("error.type", string(upstream.Reason(err))))
+	case toolError:
 		rec.Outcome = "tool_error"
 		span.SetAttributes(attribute.String("error.type", "tool_error"))
 	default:
@@ -130,24 +239,4 @@ func (g *Gateway) recordOutcome(ctx context.Context, a *admitted, res *mcp.CallT
 	if aerr := g.opts.Auditor.AppendOutcome(ctx, rec); aerr != nil {
 		g.opts.Logger.Error("audit outcome not recorded", "txn", a.txn, "error", aerr)
 	}
-}
-
-// filterTools shows a run only the tools it may call.
-func (g *Gateway) filterTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
-	p := principalFrom(ctx)
-	if p.RunID == "" {
-		return nil
-	}
-	out := tools[:0:0]
-	for _, def := range tools {
-		t, ok := g.tool(def.Name)
-		if !ok || t.Quarantined {
-			continue
-		}
-		target := authz.Target{Kind: authz.KindTool, Server: t.Server, Name: t.Upstream, Annotations: annotations(t)}
-		if g.opts.Authorizer.Visible(ctx, p.RunID, target) {
-			out = append(out, def)
-		}
-	}
-	return out
 }

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agentauth/agentauth/mcp/txntoken"
+	"github.com/agentauth/agentauth/mcp/upstream"
 )
 
 // DefaultMaxBodyBytes bounds a request body unless Options says otherwise.
@@ -62,7 +63,7 @@ type Gateway struct {
 	prop     propagation.TextMapPropagator
 
 	mu    sync.RWMutex
-	tools map[string]Tool // exposed name -> tool, including quarantined
+	tools map[string]upstream.Tool // exposed name -> tool, including quarantined
 }
 
 // New builds a gateway over opts and loads the upstream catalog.
@@ -79,6 +80,12 @@ func New(opts Options) (*Gateway, error) {
 	g.mcp = server.NewMCPServer("agentauth", "1",
 		server.WithToolCapabilities(true),
 		server.WithToolFilter(g.filterTools),
+		server.WithPromptFilter(g.filterPrompts),
+		server.WithResourceCapabilities(false, true),
+		server.WithPromptCapabilities(true),
+		server.WithCompletions(),
+		server.WithPromptCompletionProvider(completer{g}),
+		server.WithResourceCompletionProvider(completer{g}),
 		server.WithLogging(),
 		server.WithElicitation(),
 	)
@@ -133,34 +140,6 @@ func ToolServerID(td spiffeid.TrustDomain, server string) spiffeid.ID {
 		return spiffeid.ID{}
 	}
 	return id
-}
-
-// Refresh reloads the upstream catalog. Call it whenever the upstream
-// tools change; quarantined tools are never registered.
-func (g *Gateway) Refresh() {
-	all := g.opts.Upstream.Tools()
-	byName := make(map[string]Tool, len(all))
-	served := make([]server.ServerTool, 0, len(all))
-	for _, t := range all {
-		byName[t.Name] = t
-		if t.Quarantined {
-			continue
-		}
-		def := t.Definition
-		def.Name = t.Name
-		served = append(served, server.ServerTool{Tool: def, Handler: g.forwardTool})
-	}
-	g.mu.Lock()
-	g.tools = byName
-	g.mu.Unlock()
-	g.mcp.SetTools(served...)
-}
-
-func (g *Gateway) tool(name string) (Tool, bool) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	t, ok := g.tools[name]
-	return t, ok
 }
 
 // MCPServer returns the mcp-go server behind the gateway, for relaying

@@ -76,12 +76,13 @@ func TestAllowedCallForwardsExactArgumentsWithToken(t *testing.T) {
 				t.Fatalf("result is an error: %+v", res)
 			}
 			got := h.upstream.lastCall(t)
-			if !strings.Contains(string(got.Arguments), "9007199254740993") || got.Server != "fs" || got.Tool != "read" {
-				t.Errorf("forwarded %s %s %s", got.Server, got.Tool, got.Arguments)
+			if !strings.Contains(string(got.Arguments), "9007199254740993") || got.Server != "fs" || got.Name != "read" {
+				t.Errorf("forwarded %s %s %s", got.Server, got.Name, got.Arguments)
 			}
-			tok, _ := got.Meta[txntoken.MetaKey].(string)
+			m := meta(t, got)
+			tok, _ := m[txntoken.MetaKey].(string)
 			if tok == "" || got.Header.Get(txntoken.Header) != tok {
-				t.Fatalf("token missing from _meta or header: meta=%v", got.Meta)
+				t.Fatalf("token missing from _meta or header")
 			}
 			claims, err := h.tokens.Verifier().Verify(tok, "spiffe://example.org/tools/fs")
 			if err != nil {
@@ -91,8 +92,8 @@ func TestAllowedCallForwardsExactArgumentsWithToken(t *testing.T) {
 				claims.ArgumentsDigest != txntoken.ArgumentsDigest(got.Arguments) {
 				t.Errorf("claims = %+v", claims)
 			}
-			if _, ok := got.Meta["traceparent"]; !ok {
-				t.Errorf("no traceparent forwarded in _meta: %v", got.Meta)
+			if _, ok := m["traceparent"]; !ok {
+				t.Errorf("no traceparent forwarded in _meta: %v", m)
 			}
 		})
 	}
@@ -235,7 +236,7 @@ func TestProgressIsRelayed(t *testing.T) {
 	if _, err := c.CallTool(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	if pt := h.upstream.lastCall(t).Meta["progressToken"]; pt != "tok-1" {
+	if pt := meta(t, h.upstream.lastCall(t))["progressToken"]; pt != "tok-1" {
 		t.Errorf("forwarded progressToken = %v", pt)
 	}
 	deadline := time.Now().Add(2 * time.Second)

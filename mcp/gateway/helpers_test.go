@@ -28,6 +28,7 @@ import (
 
 	"github.com/agentauth/agentauth/agentauth/authz"
 	"github.com/agentauth/agentauth/mcp/txntoken"
+	"github.com/agentauth/agentauth/mcp/upstream"
 )
 
 var td = spiffeid.RequireTrustDomainFromString("example.org")
@@ -98,48 +99,85 @@ func (ca *testCA) httpClient(t testing.TB, id string) *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
 }
 
-// fakeUpstream serves a few in-process tools.
+// fakeUpstream serves a few in-process tools, a prompt and a resource.
 type fakeUpstream struct {
 	mu    sync.Mutex
-	tools []Tool
-	calls []ToolCall
+	tools []upstream.Tool
+	calls []upstream.Request
 	fail  error
 }
 
 func newFakeUpstream() *fakeUpstream {
-	mk := func(server, name string) Tool {
+	mk := func(server, name string, status upstream.PinStatus) upstream.Tool {
 		def := mcp.NewToolWithRawSchema(name, "test tool",
 			json.RawMessage(`{"type":"object","properties":{"path":{"type":"string"}}}`))
-		return Tool{Name: server + "__" + name, Server: server, Upstream: name, Definition: def}
+		return upstream.Tool{Server: server, Upstream: name, Definition: def, Status: status}
 	}
-	u := &fakeUpstream{tools: []Tool{
-		mk("fs", "read"), mk("fs", "write"), mk("calc", "add"), mk("fs", "slow"),
-		mk("fs", "deploy"), mk("fs", "changed"), mk("fs", "hidden"),
+	ok := upstream.StatusAccepted
+	return &fakeUpstream{tools: []upstream.Tool{
+		mk("fs", "read", ok), mk("fs", "write", ok), mk("calc", "add", ok), mk("fs", "slow", ok),
+		mk("fs", "deploy", ok), mk("fs", "changed", upstream.StatusChanged),
+		mk("fs", "hidden", upstream.StatusQuarantined),
 	}}
-	u.tools[5].Changed = true
-	u.tools[6].Quarantined = true
-	return u
 }
 
-func (u *fakeUpstream) Tools() []Tool { return u.tools }
-
-func (u *fakeUpstream) CallTool(ctx context.Context, c ToolCall) (*mcp.CallToolResult, error) {
-	u.mu.Lock()
-	u.calls = append(u.calls, c)
-	fail := u.fail
-	u.mu.Unlock()
-	if fail != nil {
-		return nil, fail
+func (u *fakeUpstream) Catalog() upstream.Catalog {
+	res := func(uri string) upstream.Resource {
+		return upstream.Resource{Server: "fs", UpstreamURI: uri,
+			Definition: mcp.NewResource(upstream.JoinURI("fs", uri), uri)}
 	}
-	if c.Tool == "slow" && c.Progress != nil {
+	return upstream.Catalog{
+		Tools:     u.tools,
+		Resources: []upstream.Resource{res("file:///granted/a.txt"), res("file:///secret.txt")},
+		Prompts: []upstream.Prompt{{Server: "fs", Upstream: "summary",
+			Definition: mcp.NewPrompt("fs__summary")}},
+	}
+}
+
+func (u *fakeUpstream) record(r upstream.Request) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.calls = append(u.calls, r)
+	return u.fail
+}
+
+func (u *fakeUpstream) CallTool(ctx context.Context, r upstream.Request) (*mcp.CallToolResult, error) {
+	if err := u.record(r); err != nil {
+		return nil, err
+	}
+	if r.Name == "slow" && r.Progress != nil {
+		var meta struct{ ProgressToken any }
+		_ = json.Unmarshal(r.Meta, &meta)
 		for i := 1; i <= 3; i++ {
-			c.Progress(float64(i), 3, "step")
+			r.Progress(mcp.ProgressNotificationParams{ProgressToken: meta.ProgressToken, Progress: float64(i), Total: 3})
 		}
 	}
-	return mcp.NewToolResultText("args=" + string(c.Arguments)), nil
+	return mcp.NewToolResultText("args=" + string(r.Arguments)), nil
 }
 
-func (u *fakeUpstream) lastCall(t *testing.T) ToolCall {
+func (u *fakeUpstream) GetPrompt(ctx context.Context, r upstream.Request) (*mcp.GetPromptResult, error) {
+	if err := u.record(r); err != nil {
+		return nil, err
+	}
+	return mcp.NewGetPromptResult("summary", nil), nil
+}
+
+func (u *fakeUpstream) ReadResource(ctx context.Context, r upstream.Request) (*mcp.ReadResourceResult, error) {
+	if err := u.record(r); err != nil {
+		return nil, err
+	}
+	return &mcp.ReadResourceResult{Contents: []mcp.ResourceContents{
+		mcp.TextResourceContents{URI: r.Name, Text: "contents of " + r.Name}}}, nil
+}
+
+func (u *fakeUpstream) Complete(ctx context.Context, r upstream.Request, p mcp.CompleteParams) (*mcp.CompleteResult, error) {
+	if err := u.record(r); err != nil {
+		return nil, err
+	}
+	return &mcp.CompleteResult{}, nil
+}
+
+func (u *fakeUpstream) lastCall(t *testing.T) upstream.Request {
 	t.Helper()
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -147,6 +185,16 @@ func (u *fakeUpstream) lastCall(t *testing.T) ToolCall {
 		t.Fatal("nothing was forwarded")
 	}
 	return u.calls[len(u.calls)-1]
+}
+
+// meta decodes the _meta forwarded with r.
+func meta(t *testing.T, r upstream.Request) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Meta, &m); err != nil {
+		t.Fatalf("forwarded _meta %s: %v", r.Meta, err)
+	}
+	return m
 }
 
 func (u *fakeUpstream) callCount() int {

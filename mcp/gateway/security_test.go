@@ -344,7 +344,7 @@ func TestSpansContinueCallerTraceAndHoldNoToken(t *testing.T) {
 			t.Errorf("span attribute %s holds the transaction token", a.Key)
 		}
 	}
-	fwd := h.upstream.lastCall(t).Meta["traceparent"].(string)
+	fwd, _ := meta(t, h.upstream.lastCall(t))["traceparent"].(string)
 	if !strings.Contains(fwd, "4bf92f3577b34da6a3ce929d0e0e4736") {
 		t.Errorf("forwarded traceparent %q is not in the caller's trace", fwd)
 	}

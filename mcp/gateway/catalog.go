@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agentauth/agentauth/agentauth/authz"
+	"github.com/agentauth/agentauth/mcp/upstream"
+)
+
+// Refresh reloads the upstream catalog into the MCP server. Call it from
+// upstream.Options.OnChange; quarantined tools are never registered.
+func (g *Gateway) Refresh() {
+	cat := g.opts.Upstream.Catalog()
+	byName := make(map[string]upstream.Tool, len(cat.Tools))
+	tools := make([]server.ServerTool, 0, len(cat.Tools))
+	for _, t := range cat.Tools {
+		def := t.Definition
+		def.Name = upstream.JoinName(t.Server, t.Upstream)
+		byName[def.Name] = t
+		if t.Status != upstream.StatusQuarantined {
+			tools = append(tools, server.ServerTool{Tool: def, Handler: g.forwardTool})
+		}
+	}
+	g.mu.Lock()
+	g.tools = byName
+	g.mu.Unlock()
+	g.mcp.SetTools(tools...)
+	g.mcp.SetPrompts(g.prompts(cat)...)
+	g.mcp.SetResources(g.resources(cat)...)
+	g.mcp.SetResourceTemplates(g.templates(cat)...)
+}
+
+func (g *Gateway) prompts(cat upstream.Catalog) []server.ServerPrompt {
+	out := make([]server.ServerPrompt, 0, len(cat.Prompts))
+	for _, p := range cat.Prompts {
+		out = append(out, server.ServerPrompt{Prompt: p.Definition, Handler: g.forwardPrompt})
+	}
+	return out
+}
+
+func (g *Gateway) resources(cat upstream.Catalog) []server.ServerResource {
+	out := make([]server.ServerResource, 0, len(cat.Resources))
+	for _, r := range cat.Resources {
+		out = append(out, server.ServerResource{Resource: r.Definition, Handler: g.forwardResource})
+	}
+	return out
+}
+
+func (g *Gateway) templates(cat upstream.Catalog) []server.ServerResourceTemplate {
+	out := make([]server.ServerResourceTemplate, 0, len(cat.ResourceTemplates))
+	for _, t := range cat.ResourceTemplates {
+		out = append(out, server.ServerResourceTemplate{Template: t.Definition, Handler: g.forwardResource})
+	}
+	return out
+}
+
+func (g *Gateway) tool(name string) (upstream.Tool, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	t, ok := g.tools[name]
+	return t, ok
+}
+
+// filterTools shows a run only the tools it may call.
+func (g *Gateway) filterTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
+	p := principalFrom(ctx)
+	if p.RunID == "" {
+		return nil
+	}
+	out := tools[:0:0]
+	for _, def := range tools {
+		t, ok := g.tool(def.Name)
+		if !ok || t.Status == upstream.StatusQuarantined {
+			continue
+		}
+		target := authz.Target{Kind: authz.KindTool, Server: t.Server, Name: t.Upstream, Annotations: annotations(t)}
+		if g.opts.Authorizer.Visible(ctx, p.RunID, target) {
+			out = append(out, def)
+		}
+	}
+	return out
+}
+
+// filterPrompts shows a run only the prompts a grant covers.
+func (g *Gateway) filterPrompts(ctx context.Context, prompts []mcp.Prompt) []mcp.Prompt {
+	p := principalFrom(ctx)
+	if p.RunID == "" {
+		return nil
+	}
+	out := prompts[:0:0]
+	for _, def := range prompts {
+		server, name := splitName(def.Name)
+		if g.opts.Authorizer.Visible(ctx, p.RunID, authz.Target{Kind: authz.KindPrompt, Server: server, Name: name}) {
+			out = append(out, def)
+		}
+	}
+	return out
+}
