@@ -136,7 +136,7 @@ func (c *conn) admit(ctx context.Context, def mcp.Tool, listed int) (Tool, error
 		c.log.Info("upstream tool accepted on first use", "tool", def.Name, "digest", digest)
 	case status == StatusChanged:
 		c.log.Warn("upstream tool definition changed; calls are denied until it is accepted",
-			"server", server, "tool", def.Name, "digest", digest)
+			"tool", def.Name, "digest", digest)
 	}
 	t.Status, t.Digest = status, digest
 	return t, nil

@@ -49,7 +49,7 @@ func (c *conn) run() {
 			if time.Since(began) > 10*c.set.opts.RestartMin {
 				delay = c.set.opts.RestartMin
 			}
-			c.log.Warn("upstream server stopped; restarting", "err", s.why, "retry_in", delay)
+			c.log.Warn("upstream server stopped; restarting", "err", s.reason(), "retry_in", delay)
 		}
 		select {
 		case <-c.set.ctx.Done():
@@ -77,7 +77,7 @@ func (c *conn) start() (*session, error) {
 	c.mu.Lock()
 	c.sess, c.catalog = s, cat
 	c.mu.Unlock()
-	attrs := []any{"server", c.cfg.Name, "tools", len(cat.tools)}
+	attrs := []any{"tools", len(cat.tools)}
 	if s.proc != nil {
 		attrs = append(attrs, "pid", s.proc.cmd.Process.Pid)
 	}

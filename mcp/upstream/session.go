@@ -30,13 +30,31 @@ func (s *session) fail(err error) {
 	})
 }
 
-// close stops the client and, for stdio, the process.
+// reason returns why the session ended, preferring what ended the
+// process's stdout (such as ErrLineTooLong) over a call's transport error.
+func (s *session) reason() error {
+	if s.proc != nil {
+		select {
+		case <-s.proc.done:
+			return s.proc.end
+		default:
+		}
+	}
+	return s.why
+}
+
+// close stops the client and, for stdio, the process. A server whose line
+// was too long may be blocked writing the rest of it, so it gets no grace.
 func (s *session) close() {
 	s.fail(errors.New("closed"))
 	s.cancel()
 	_ = s.client.Close()
 	if s.proc != nil {
-		_ = s.proc.stop(3 * time.Second)
+		grace := 3 * time.Second
+		if errors.Is(s.reason(), ErrLineTooLong) {
+			grace = 0
+		}
+		_ = s.proc.stop(grace)
 	}
 }
 

@@ -168,3 +168,9 @@ func TestSetNodeServers(t *testing.T) {
 		t.Errorf("read_text_file = %q", got)
 	}
 }
+
+func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx, cancel
+}
