@@ -84,15 +84,16 @@ func decodeValue(dec *jsontext.Decoder) (any, error) {
 func decodeObject(dec *jsontext.Decoder) (any, error) {
 	m := map[string]any{}
 	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
+		tok, err := dec.ReadToken()
 		if err != nil {
 			return nil, err
 		}
+		name := tok.String() // read before the next token voids tok
 		v, err := decodeValue(dec)
 		if err != nil {
 			return nil, err
 		}
-		m[name.String()] = v
+		m[name] = v
 	}
 	_, err := dec.ReadToken()
 	return m, err

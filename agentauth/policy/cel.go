@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -152,7 +153,8 @@ func Env() (*cel.Env, error) {
 
 func newEnv() (*cel.Env, error) {
 	return cel.NewEnv(
-		ext.NativeTypes(Tool{}, Run{}, Sponsor{}, Hop{}, ext.ParseStructTags(true)),
+		ext.NativeTypes(reflect.TypeFor[Tool](), reflect.TypeFor[Run](), reflect.TypeFor[Sponsor](),
+			reflect.TypeFor[Hop](), ext.ParseStructTags(true)),
 		cel.Variable("tool", cel.ObjectType("policy.Tool")),
 		cel.Variable("args", cel.DynType),
 		cel.Variable("run", cel.ObjectType("policy.Run")),

@@ -1,0 +1,275 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/agentauth/agentauth/agentauth/policy"
+	"github.com/agentauth/agentauth/agentauth/runs"
+)
+
+// Authorizer decides calls against the runs a runs.Manager holds and the
+// policy in force. Its methods are safe for concurrent use and read only
+// memory, except when a call needs an approval recorded or used.
+type Authorizer struct {
+	runs      *runs.Manager
+	toolsPath string // "spiffe://<td>/tools/"
+}
+
+// New returns an Authorizer over the manager's runs.
+func New(m *runs.Manager) *Authorizer {
+	return &Authorizer{runs: m, toolsPath: "spiffe://" + m.TrustDomain() + "/tools/"}
+}
+
+// ToolServerSPIFFEID returns the SPIFFE ID a tool server presents when it
+// calls other tools on behalf of a run.
+func ToolServerSPIFFEID(trustDomain, server string) string {
+	return "spiffe://" + trustDomain + "/tools/" + server
+}
+
+// Authorize decides one call. The effective rights are the intersection
+// along the whole chain: the sponsor's entitlements, every run's grants
+// from the root run down to req.RunID, and, for a call a tool server makes
+// on the run's behalf (req.Via), that tool server's own grants. An allowed
+// call is counted against the budget of the grant it matched in the run
+// and in every ancestor. Any error is a denial, never an allow.
+func (a *Authorizer) Authorize(ctx context.Context, req Request) Decision {
+	if req.Now.IsZero() {
+		req.Now = time.Now()
+	}
+	live, d, ok := a.checkRun(req.RunID, req.Now)
+	if !ok {
+		return d
+	}
+	d.Chain = chainOf(live, req.Via)
+	server, ok := a.viaServer(req.Via)
+	if !ok {
+		return d.deny(ReasonUnauthenticated, fmt.Sprintf("caller %q is not a tool server SPIFFE ID of this trust domain", req.Via))
+	}
+	if k := req.Target.Kind; k != KindTool && k != KindResource && k != KindPrompt && k != KindCompletion {
+		return d.deny(ReasonMalformedRequest, fmt.Sprintf("target kind %q is unknown", k))
+	}
+	grant, d, ok := a.match(live, server, &req, d)
+	if !ok {
+		return d
+	}
+	return a.finish(ctx, live, grant, &req, d)
+}
+
+// checkRun looks the run up and checks the whole chain is live.
+func (a *Authorizer) checkRun(runID string, now time.Time) (*runs.Live, Decision, bool) {
+	var d Decision
+	live, ok := a.runs.Lookup(runID)
+	if !ok {
+		return nil, d.deny(ReasonRunUnknown, fmt.Sprintf("run %q is not known", runID)), false
+	}
+	sp := live.Sponsor()
+	d.SponsorIssuer, d.SponsorSubject, d.BreakGlass = sp.Issuer, sp.Subject, live.BreakGlass()
+	for hop := live; hop != nil; hop = hop.Parent() {
+		if hop.Revoked() {
+			d.Chain = chainOf(live, "")
+			return nil, d.deny(ReasonRunRevoked, "run "+hop.ID()+" was revoked"), false
+		}
+		if !now.Before(hop.Expiry()) {
+			d.Chain = chainOf(live, "")
+			return nil, d.deny(ReasonRunExpired, "run "+hop.ID()+" has expired"), false
+		}
+	}
+	if !live.SponsorActive() {
+		d.Chain = chainOf(live, "")
+		return nil, d.deny(ReasonSponsorInactive, "the run's sponsor is deactivated"), false
+	}
+	if !live.DepthAllowed() {
+		d.Chain = chainOf(live, "")
+		return nil, d.deny(ReasonChainTooDeep, "the chain is deeper than the policy now allows"), false
+	}
+	return live, d, true
+}
+
+// viaServer returns the tool server name of a Via SPIFFE ID, or "" for a
+// direct call.
+func (a *Authorizer) viaServer(via string) (string, bool) {
+	if via == "" {
+		return "", true
+	}
+	name, ok := strings.CutPrefix(via, a.toolsPath)
+	if !ok || name == "" || strings.ContainsAny(name, "/?#") {
+		return "", false
+	}
+	return name, true
+}
+
+// match finds the first grant of the run that covers the target and whose
+// condition holds, intersected with the tool server's grants for a
+// chained call.
+func (a *Authorizer) match(live *runs.Live, server string, req *Request, d Decision) (*policy.Grant, Decision, bool) {
+	t := &req.Target
+	candidates := live.Match(string(t.Kind), t.Server, t.Name)
+	if len(candidates) == 0 {
+		return nil, d.deny(ReasonToolNotGranted, fmt.Sprintf("no grant of run %s covers %s %q on server %q",
+			live.ID(), t.Kind, t.Name, t.Server)), false
+	}
+	call := newCall(live, req)
+	if server != "" {
+		ok, reason, msg := a.toolServerAllows(live.Policy(), server, call, t)
+		if !ok {
+			return nil, d.deny(reason, msg), false
+		}
+	}
+	var evalErr error
+	for _, g := range candidates {
+		call.Calls = live.Calls(g.ID)
+		ok, err := holds(g, call)
+		if err != nil {
+			evalErr = err
+			continue
+		}
+		if ok {
+			d.GrantID = g.ID
+			return g, d, true
+		}
+	}
+	if evalErr != nil {
+		return nil, d.deny(ReasonPolicyError, "a grant condition could not be evaluated for this call"), false
+	}
+	d.GrantID = candidates[0].ID
+	return nil, d.deny(ReasonConditionFalse, fmt.Sprintf("the conditions of the grants covering %s %q do not hold for this call",
+		t.Kind, t.Name)), false
+}
+
+// toolServerAllows checks the tool server's own grants for a chained call.
+func (a *Authorizer) toolServerAllows(p *policy.Policy, server string, call *policy.Call, t *Target) (bool, Reason, string) {
+	ts := p.ToolServers[server]
+	if ts == nil {
+		return false, ReasonToolNotGranted, fmt.Sprintf("tool server %q has no grants in the policy", server)
+	}
+	covered, evalErr := false, error(nil)
+	for _, id := range ts.Grants {
+		g := p.Grants[id]
+		if g == nil || !g.Covers(string(t.Kind), t.Server, t.Name) {
+			continue
+		}
+		covered = true
+		ok, err := holds(g, call)
+		if ok {
+			return true, "", ""
+		}
+		if err != nil {
+			evalErr = err
+		}
+	}
+	switch {
+	case !covered:
+		return false, ReasonToolNotGranted, fmt.Sprintf("no grant of tool server %q covers %s %q on server %q",
+			server, t.Kind, t.Name, t.Server)
+	case evalErr != nil:
+		return false, ReasonPolicyError, "a tool server grant condition could not be evaluated for this call"
+	}
+	return false, ReasonConditionFalse, fmt.Sprintf("the conditions of tool server %q's grants do not hold for this call", server)
+}
+
+func holds(g *policy.Grant, call *policy.Call) (bool, error) {
+	if g.Condition == nil {
+		return true, nil
+	}
+	return g.Condition.Eval(call)
+}
+
+// finish applies budget and approval to the matched grant.
+func (a *Authorizer) finish(ctx context.Context, live *runs.Live, g *policy.Grant, req *Request, d Decision) Decision {
+	if live.Remaining(g.ID) == 0 {
+		return d.deny(ReasonBudgetExhausted, fmt.Sprintf("run %s has no calls left under grant %q", live.ID(), g.ID))
+	}
+	approved := false
+	if g.Approval.Required {
+		var ok bool
+		if d, ok = a.approval(ctx, live, g, req, d); !ok {
+			return d
+		}
+		approved = true
+	}
+	if !live.Consume(g.ID) {
+		return d.deny(ReasonBudgetExhausted, fmt.Sprintf("run %s has no calls left under grant %q", live.ID(), g.ID))
+	}
+	d.Effect, d.Reason, d.Message = Allow, ReasonGranted, "allowed by grant "+g.ID
+	switch {
+	case live.BreakGlass():
+		d.Reason, d.Message = ReasonBreakGlass, "allowed by break-glass grant "+g.ID
+	case approved:
+		d.Reason, d.Message = ReasonApproved, "allowed by grant "+g.ID+" with approval "+d.ApprovalID
+	}
+	return d
+}
+
+// approval requests or uses a human's approval for the call.
+func (a *Authorizer) approval(ctx context.Context, live *runs.Live, g *policy.Grant, req *Request, d Decision) (Decision, bool) {
+	c := runs.ApprovalCall{Live: live, Grant: g, Kind: string(req.Target.Kind), Server: req.Target.Server,
+		Name: req.Target.Name, Args: req.Arguments}
+	if req.ApprovalID == "" {
+		id, err := a.runs.RequestApproval(ctx, c)
+		if err != nil {
+			return d.deny(ReasonPolicyError, "the approval request could not be recorded"), false
+		}
+		d.Effect, d.Reason, d.ApprovalID = ApprovalRequired, ReasonApprovalRequired, id
+		d.Message = fmt.Sprintf("grant %q needs a human's approval; approval %s is pending", g.ID, id)
+		return d, false
+	}
+	d.ApprovalID = req.ApprovalID
+	used, st, err := a.runs.UseApproval(ctx, req.ApprovalID, c)
+	switch {
+	case errors.Is(err, runs.ErrNotFound), errors.Is(err, runs.ErrConflict):
+		return d.deny(ReasonApprovalDenied, err.Error()), false
+	case err != nil:
+		return d.deny(ReasonPolicyError, "the approval could not be checked"), false
+	case used:
+		return d, true
+	case st == runs.ApprovalPending:
+		d.Effect, d.Reason = ApprovalRequired, ReasonApprovalRequired
+		d.Message = "approval " + req.ApprovalID + " is still pending"
+		return d, false
+	}
+	return d.deny(ReasonApprovalDenied, fmt.Sprintf("approval %s is %s", req.ApprovalID, st)), false
+}
+
+// Visible reports whether the run may see the target in a list such as
+// tools/list: the run and its chain are live and a grant covers the
+// target. Conditions, budgets and approvals are not checked, nothing is
+// counted and no approval is requested.
+func (a *Authorizer) Visible(_ context.Context, runID string, t Target) bool {
+	live, _, ok := a.checkRun(runID, time.Now())
+	return ok && len(live.Match(string(t.Kind), t.Server, t.Name)) > 0
+}
+
+func (d Decision) deny(r Reason, msg string) Decision {
+	d.Effect, d.Reason, d.Message = Deny, r, msg
+	return d
+}
+
+func newCall(live *runs.Live, req *Request) *policy.Call {
+	sp := live.Sponsor()
+	return &policy.Call{
+		Tool: policy.Tool{Kind: string(req.Target.Kind), Server: req.Target.Server,
+			Name: req.Target.Name, Annotations: req.Target.Annotations},
+		Arguments: req.Arguments,
+		Run: policy.Run{ID: live.ID(), Agent: live.Agent(), SPIFFEID: live.SPIFFEID(),
+			Depth: int64(live.Depth()), Start: live.Created(), Expiry: live.Expiry(), Purpose: live.Purpose()},
+		Sponsor: policy.Sponsor{ID: sp.Subject, Issuer: sp.Issuer, Email: sp.Email, Groups: sp.Groups},
+		Chain:   live.Chain(),
+		Now:     req.Now,
+	}
+}
+
+func chainOf(live *runs.Live, via string) []Hop {
+	hops := live.Chain()
+	out := make([]Hop, len(hops), len(hops)+1)
+	for i, h := range hops {
+		out[i] = Hop{RunID: h.RunID, Agent: h.Agent, SPIFFEID: h.SPIFFEID}
+	}
+	if via != "" {
+		out = append(out, Hop{SPIFFEID: via})
+	}
+	return out
+}
