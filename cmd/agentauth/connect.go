@@ -1,0 +1,112 @@
+package main
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/agentauth/agentauth/agentauth/server"
+	"github.com/agentauth/agentauth/mcp/bridge"
+	"github.com/agentauth/agentauth/mcp/gateway"
+)
+
+func init() { subcommands = append(subcommands, newConnectCommand) }
+
+// connectFlags are the flags of agentauth connect.
+type connectFlags struct {
+	gateway string
+	control string
+	caFile  string
+	listen  string
+}
+
+func newConnectCommand(opts *globalOptions) *cobra.Command {
+	var f connectFlags
+	cmd := &cobra.Command{
+		Use:   "connect",
+		Short: "Bridge an MCP host to the gateway with the run's SVID",
+		Long: "connect holds an agent run's credentials for an MCP host that cannot present an\n" +
+			"SVID. It generates a key in memory, exchanges a CSR and the run's bootstrap token\n" +
+			"(AGENTAUTH_BOOTSTRAP_TOKEN) for an X.509-SVID, renews it, and relays MCP to the\n" +
+			"gateway over mTLS: on standard input and output by default, or as Streamable\n" +
+			"HTTP on a loopback address with --listen.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runConnect(cmd, opts, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.gateway, "gateway", "", "gateway MCP endpoint (default https://<listen.mcp>/mcp)")
+	fl.StringVar(&f.control, "control", "", "control API base URL (default https://<listen.control>)")
+	fl.StringVar(&f.caFile, "ca-bundle", os.Getenv("AGENTAUTH_CA_BUNDLE"),
+		"PEM file of the trust bundle that verifies the control API at enrollment (env AGENTAUTH_CA_BUNDLE)")
+	fl.StringVar(&f.listen, "listen", "", "serve Streamable HTTP on this loopback address (such as 127.0.0.1:8765) instead of stdio")
+	return cmd
+}
+
+func runConnect(cmd *cobra.Command, opts *globalOptions, f connectFlags) error {
+	c, err := opts.load(cmd)
+	if err != nil {
+		return err
+	}
+	log, err := server.NewLogger(cmd.ErrOrStderr(), c.Log)
+	if err != nil {
+		return err
+	}
+	td, err := spiffeid.TrustDomainFromString(c.TrustDomain)
+	if err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("trust domain %q: %w", c.TrustDomain, err)}
+	}
+	if f.gateway == "" {
+		f.gateway = "https://" + c.Listen.MCP + gateway.Path
+	}
+	if f.control == "" {
+		f.control = "https://" + c.Listen.Control
+	}
+	roots, err := readBundle(f.caFile)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	signer := &bridge.ControlSigner{URL: f.control, BootstrapToken: os.Getenv("AGENTAUTH_BOOTSTRAP_TOKEN"), RootCAs: roots}
+	creds, err := bridge.NewRenewing(ctx, signer, log)
+	if err != nil {
+		return err
+	}
+	go creds.Run(ctx)
+	b, err := bridge.New(bridge.Options{GatewayURL: f.gateway, GatewayID: gateway.GatewayID(td), Credentials: creds, Logger: log})
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if f.listen == "" {
+		return b.ServeStdio(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.listen, err)
+	}
+	log.Info("connect bridge listening", "url", "http://"+ln.Addr().String()+"/mcp", "gateway", f.gateway)
+	return b.ListenAndServe(ctx, ln)
+}
+
+func readBundle(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, errors.New("no trust bundle: pass --ca-bundle (or AGENTAUTH_CA_BUNDLE) with the gateway's CA bundle PEM")
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read trust bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("trust bundle %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
