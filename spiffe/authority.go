@@ -34,8 +34,8 @@ type Authority interface {
 
 	// SignRunCSR signs an X.509-SVID for the run ID id from a DER-encoded
 	// PKCS #10 CSR and returns it followed by its signing chain (without
-	// the root). The CSR must hold an ECDSA P-256 key, verify, and claim
-	// no identity but id; the SVID expires after the configured SVID TTL
+	// the root). The CSR must contain an ECDSA P-256 key, verify, and claim
+	// no identity but id. The SVID expires after the configured SVID TTL
 	// but never after notAfter, the run's expiry.
 	SignRunCSR(ctx context.Context, csrDER []byte, id spiffeid.ID, notAfter time.Time) ([]*x509.Certificate, error)
 

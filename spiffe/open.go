@@ -22,8 +22,8 @@ const CADir = "ca"
 // SPIFFE_ENDPOINT_SOCKET), else the embedded CA with its root in
 // <state_dir>/ca. In SPIRE mode cfg.SPIRE.ServerSocket is the SPIRE
 // server API's TCP address. Open blocks until the authority can sign, or
-// until ctx ends; bound ctx, since a SPIRE agent that has not attested yet
-// keeps the first Workload API fetch waiting.
+// until ctx ends. Give ctx a deadline, because a SPIRE agent that has not
+// attested yet keeps the first Workload API fetch waiting.
 func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (Authority, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

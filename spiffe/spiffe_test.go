@@ -218,7 +218,7 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 }
 
 func TestOpenSPIREFailsWithinContext(t *testing.T) {
-	// A Workload API socket that nobody serves: Open must give up when the
+	// A Workload API socket that no agent serves: Open must give up when the
 	// context ends instead of hanging.
 	cfg := config.Default()
 	cfg.TrustDomain = "example.org"

@@ -30,7 +30,7 @@ type Config struct {
 	Dir         string
 	TrustDomain spiffeid.TrustDomain
 	SVIDTTL     time.Duration // lifetime of run and gateway X.509-SVIDs
-	JWTTTL      time.Duration // longest lifetime of a JWT-SVID
+	JWTTTL      time.Duration // maximum lifetime of a JWT-SVID
 	SigningTTL  time.Duration // lifetime of each signing CA under the root
 	RootTTL     time.Duration // lifetime of a newly created root
 	// Now is the clock; time.Now when nil.
@@ -84,6 +84,9 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 		Now:         cfg.Now,
 		Logger:      cfg.Logger,
 	})
+	// NOTE: JWT keys live only in memory, so JWT-SVIDs minted before a
+	// restart stop validating here (they live minutes); X.509-SVIDs keep
+	// verifying, because they carry their signing CA and the root stays.
 	if err != nil {
 		return nil, err
 	}
@@ -123,11 +126,12 @@ func logRoot(ctx context.Context, cfg Config, r *root, created bool) {
 // mintSigningCA certifies key as a signing CA under the root, valid for ttl
 // but never past the root. Path length 0 lets it sign only leaves.
 func (c *CA) mintSigningCA(_ context.Context, key crypto.Signer, ttl time.Duration) ([]*x509.Certificate, error) {
-	now := c.cfg.Now()
 	serial, err := issuer.SerialNumber()
 	if err != nil {
 		return nil, err
 	}
+
+	now := c.cfg.Now()
 	start := now.Add(-backdate)
 	if start.Before(c.root.cert.NotBefore) {
 		start = c.root.cert.NotBefore
@@ -147,6 +151,7 @@ func (c *CA) mintSigningCA(_ context.Context, key crypto.Signer, ttl time.Durati
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
+
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.root.cert, key.Public(), c.root.key)
 	if err != nil {
 		return nil, fmt.Errorf("ca: sign signing CA: %w", err)

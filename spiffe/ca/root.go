@@ -52,7 +52,7 @@ func loadOrCreateRoot(dir string, td spiffeid.TrustDomain, ttl time.Duration, no
 		r, err = loadRoot(keyPath, certPath, td, now)
 		return r, false, err
 	case keyExists || certExists:
-		return nil, false, fmt.Errorf("ca: %s holds only one of %s and %s; restore the missing file, "+
+		return nil, false, fmt.Errorf("ca: %s contains only one of %s and %s; restore the missing file, "+
 			"or remove both to create a new root (which invalidates every issued SVID)", dir, rootKeyFile, rootCertFile)
 	}
 	r, err = createRoot(dir, td, ttl, now)
@@ -175,7 +175,7 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 	}
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("ca: root key %s holds no PEM \"PRIVATE KEY\" block", path)
+		return nil, fmt.Errorf("ca: root key %s contains no PEM \"PRIVATE KEY\" block", path)
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
@@ -195,7 +195,7 @@ func readCert(path string) (*x509.Certificate, error) {
 	}
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("ca: root certificate %s holds no PEM \"CERTIFICATE\" block", path)
+		return nil, fmt.Errorf("ca: root certificate %s contains no PEM \"CERTIFICATE\" block", path)
 	}
 	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 // MaxIDLength is the longest SPIFFE ID, in bytes, that Parse accepts. The
-// SPIFFE standard asks implementations to handle at least 2048 bytes.
+// SPIFFE standard requires implementations to handle at least 2048 bytes.
 const MaxIDLength = 2048
 
 // Path segments that make up agentauth's SPIFFE IDs.

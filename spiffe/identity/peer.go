@@ -26,7 +26,7 @@ func PeerID(cs *tls.ConnectionState) (spiffeid.ID, error) {
 	}
 	id, err := x509svid.IDFromCert(cs.PeerCertificates[0])
 	if err != nil {
-		return spiffeid.ID{}, fmt.Errorf("identity: peer certificate holds no SPIFFE ID: %w", err)
+		return spiffeid.ID{}, fmt.Errorf("identity: peer certificate contains no SPIFFE ID: %w", err)
 	}
 	return id, nil
 }

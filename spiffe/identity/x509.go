@@ -11,10 +11,10 @@ import (
 )
 
 // VerifyX509SVID checks an X.509-SVID chain (leaf first) against bundles at
-// time now: the chain must lead to a root of the leaf's trust domain, every
-// certificate must be valid at now (neither expired nor not yet valid) and
-// the leaf must be a non-CA certificate with one SPIFFE ID URI SAN. It
-// returns the leaf's SPIFFE ID.
+// time now and returns the leaf's SPIFFE ID. The chain must lead to a root
+// of the leaf's trust domain. Every certificate must be valid at now,
+// neither expired nor not yet valid. The leaf must be a non-CA certificate
+// with one SPIFFE ID URI SAN.
 func VerifyX509SVID(chain []*x509.Certificate, bundles x509bundle.Source, now time.Time) (spiffeid.ID, error) {
 	id, _, err := x509svid.Verify(chain, bundles, x509svid.WithTime(now))
 	if err != nil {

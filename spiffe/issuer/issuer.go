@@ -26,8 +26,8 @@ type JWTKeyPublisher func(ctx context.Context, kid string, key crypto.PublicKey,
 // Config configures an Issuer.
 type Config struct {
 	TrustDomain spiffeid.TrustDomain
-	SVIDTTL     time.Duration // longest lifetime of an X.509-SVID
-	JWTTTL      time.Duration // longest lifetime of a JWT-SVID
+	SVIDTTL     time.Duration // maximum lifetime of an X.509-SVID
+	JWTTTL      time.Duration // maximum lifetime of a JWT-SVID
 	SigningTTL  time.Duration // lifetime requested for each signing CA
 	MintCA      CAMinter
 	// PublishJWTKey is optional.
@@ -42,6 +42,8 @@ type Config struct {
 // safe for concurrent use.
 type Issuer struct {
 	cfg Config
+
+	rotating sync.Mutex // held by the one caller making a new generation
 
 	mu   sync.Mutex
 	gens []*generation // oldest first; the last one signs
@@ -88,34 +90,58 @@ func (i *Issuer) TrustDomain() spiffeid.TrustDomain {
 }
 
 // current returns the generation to sign with at now, rotating first when
-// the newest one is past its half-life. When rotation fails, the current
-// generation is kept while it can still sign a full-length SVID.
+// the newest one is past its half-life. One caller rotates while the others
+// go on signing with the current generation, which still has half of its
+// lifetime left. So a slow CAMinter, such as a SPIRE server call, delays
+// only that caller. When rotation fails, the current generation is kept while it can
+// still sign a full-length SVID.
 func (i *Issuer) current(ctx context.Context, now time.Time) (*generation, error) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-
-	g := i.gens[len(i.gens)-1]
+	g := i.newest()
 	if now.Before(g.rotate) {
 		return g, nil
 	}
+	if !i.rotating.TryLock() {
+		if i.canCover(g, now) {
+			return g, nil
+		}
+		i.rotating.Lock()
+	}
+	defer i.rotating.Unlock()
 
+	if g = i.newest(); now.Before(g.rotate) {
+		return g, nil // another caller rotated meanwhile
+	}
 	next, err := i.newGeneration(ctx, now)
 	if err != nil {
-		if now.Add(i.cfg.SVIDTTL).Before(g.expires) {
+		if i.canCover(g, now) {
 			i.cfg.Logger.WarnContext(ctx, "signing CA rotation failed; keeping the current one",
 				"expires", g.expires, "error", err)
 			return g, nil
 		}
 		return nil, fmt.Errorf("%w; the current signing CA expires at %s", err, g.expires.Format(time.RFC3339))
 	}
+
+	i.mu.Lock()
 	i.gens = append(pruneExpired(i.gens, now), next)
+	i.mu.Unlock()
 	i.cfg.Logger.InfoContext(ctx, "signing CA rotated",
 		"serial", next.chain[0].SerialNumber.String(), "expires", next.expires, "jwt_kid", next.jwtKID)
 	return next, nil
 }
 
+func (i *Issuer) newest() *generation {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.gens[len(i.gens)-1]
+}
+
+// canCover reports whether g can still sign an SVID of the full TTL.
+func (i *Issuer) canCover(g *generation, now time.Time) bool {
+	return now.Add(i.cfg.SVIDTTL).Before(g.expires)
+}
+
 func pruneExpired(gens []*generation, now time.Time) []*generation {
-	kept := gens[:0]
+	kept := make([]*generation, 0, len(gens)+1)
 	for _, g := range gens {
 		if now.Before(g.expires) {
 			kept = append(kept, g)

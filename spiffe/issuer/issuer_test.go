@@ -319,3 +319,50 @@ func TestNewRejectsUnusableMintedCA(t *testing.T) {
 		t.Fatalf("error = %v, want a key mismatch", err)
 	}
 }
+
+func TestSlowRotationDoesNotBlockSigning(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	calls := 0
+	f := newFixture(t, func(c *issuer.Config) {
+		mint := c.MintCA
+		c.MintCA = func(ctx context.Context, k crypto.Signer, ttl time.Duration) ([]*x509.Certificate, error) {
+			calls++
+			if calls > 1 { // the first call is New's; later ones are rotations
+				close(entered)
+				<-release
+			}
+			return mint(ctx, k, ttl)
+		}
+	})
+	ctx := context.Background()
+	csr := spiffetest.NewCSR(t, spiffetest.NewKey(t))
+	f.clock.Advance(13 * time.Hour)
+
+	rotated := make(chan error, 1)
+	go func() {
+		_, err := f.issuer.SignCSR(ctx, csr, runID, f.clock.Now().Add(time.Hour))
+		rotated <- err
+	}()
+	<-entered
+
+	// While the rotation is stuck in the minter, signing goes on with the
+	// current CA, which has 11 hours left.
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.issuer.SignCSR(ctx, csr, runID, f.clock.Now().Add(time.Hour))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("signing waited for a rotation although the current CA was still good")
+	}
+	close(release)
+	if err := <-rotated; err != nil {
+		t.Fatal(err)
+	}
+}

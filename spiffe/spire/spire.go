@@ -46,8 +46,8 @@ type Config struct {
 	// TrustDomain, when set, must match the trust domain of the SVID the
 	// Workload API returns.
 	TrustDomain spiffeid.TrustDomain
-	SVIDTTL     time.Duration // longest lifetime of a run X.509-SVID
-	JWTTTL      time.Duration // longest lifetime of a JWT-SVID
+	SVIDTTL     time.Duration // maximum lifetime of a run X.509-SVID
+	JWTTTL      time.Duration // maximum lifetime of a JWT-SVID
 	SigningTTL  time.Duration // lifetime requested for each downstream CA
 	// Logger is silent when nil.
 	Logger *slog.Logger

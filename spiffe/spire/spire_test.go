@@ -280,4 +280,3 @@ func checkJWT(t *testing.T, ctx context.Context, a *spire.Authority, d *deployme
 	}
 	t.Fatalf("SPIRE never distributed the gateway's JWT key: %v", errors.Join(lastErr, ctx.Err()))
 }
-
