@@ -22,7 +22,7 @@ var (
 	runID = spiffeid.RequireFromString("spiffe://example.org/agents/a/runs/r1")
 )
 
-func newIssuer(t *testing.T) (*issuer.Issuer, *spiffetest.Root) {
+func newIssuer(t testing.TB) (*issuer.Issuer, *spiffetest.Root) {
 	t.Helper()
 	clock := spiffetest.NewClock(time.Now())
 	root := spiffetest.NewRoot(t, td, clock)
@@ -162,6 +162,30 @@ func TestVerifyX509SVID(t *testing.T) {
 	t.Run("signing CA as leaf", func(t *testing.T) {
 		if _, err := identity.VerifyX509SVID(chain[1:], root.Bundle(), now); err == nil {
 			t.Fatal("VerifyX509SVID accepted a CA certificate as an SVID")
+		}
+	})
+}
+
+func FuzzValidateJWTSVID(f *testing.F) {
+	iss, _ := newIssuer(f)
+	bundle := iss.JWTBundle()
+	good, err := iss.MintJWTSVID(context.Background(), runID, "gateway", 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good, "gateway")
+	f.Add(good, "")
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJzcGlmZmU6Ly9leGFtcGxlLm9yZy9hIn0.", "gateway")
+	f.Add("a.b.c", "x")
+	f.Fuzz(func(t *testing.T, token, audience string) {
+		svid, err := identity.ValidateJWTSVID(token, bundle, audience)
+		if err != nil {
+			return
+		}
+		// Only tokens the issuer signed can pass, so anything accepted
+		// must be the issuer's token for its one audience.
+		if token != good || audience != "gateway" || svid.ID != runID {
+			t.Fatalf("accepted token %q for audience %q as %s", token, audience, svid.ID)
 		}
 	})
 }
