@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentauth/agentauth/agentauth/policy"
@@ -17,6 +18,7 @@ import (
 type Authorizer struct {
 	runs      *runs.Manager
 	toolsPath string // "spiffe://<td>/tools/"
+	chains    chainCache
 }
 
 // New returns an Authorizer over the manager's runs.
@@ -38,13 +40,13 @@ func ToolServerSPIFFEID(trustDomain, server string) string {
 // and in every ancestor. Any error is a denial, never an allow.
 func (a *Authorizer) Authorize(ctx context.Context, req Request) Decision {
 	if req.Now.IsZero() {
-		req.Now = time.Now()
+		req.Now = a.runs.Now()
 	}
 	live, d, ok := a.checkRun(req.RunID, req.Now)
 	if !ok {
 		return d
 	}
-	d.Chain = chainOf(live, req.Via)
+	d.Chain = a.chains.get(live, req.Via)
 	server, ok := a.viaServer(req.Via)
 	if !ok {
 		return d.deny(ReasonUnauthenticated, fmt.Sprintf("caller %q is not a tool server SPIFFE ID of this trust domain", req.Via))
@@ -70,20 +72,20 @@ func (a *Authorizer) checkRun(runID string, now time.Time) (*runs.Live, Decision
 	d.SponsorIssuer, d.SponsorSubject, d.BreakGlass = sp.Issuer, sp.Subject, live.BreakGlass()
 	for hop := live; hop != nil; hop = hop.Parent() {
 		if hop.Revoked() {
-			d.Chain = chainOf(live, "")
+			d.Chain = a.chains.get(live, "")
 			return nil, d.deny(ReasonRunRevoked, "run "+hop.ID()+" was revoked"), false
 		}
 		if !now.Before(hop.Expiry()) {
-			d.Chain = chainOf(live, "")
+			d.Chain = a.chains.get(live, "")
 			return nil, d.deny(ReasonRunExpired, "run "+hop.ID()+" has expired"), false
 		}
 	}
 	if !live.SponsorActive() {
-		d.Chain = chainOf(live, "")
+		d.Chain = a.chains.get(live, "")
 		return nil, d.deny(ReasonSponsorInactive, "the run's sponsor is deactivated"), false
 	}
 	if !live.DepthAllowed() {
-		d.Chain = chainOf(live, "")
+		d.Chain = a.chains.get(live, "")
 		return nil, d.deny(ReasonChainTooDeep, "the chain is deeper than the policy now allows"), false
 	}
 	return live, d, true
@@ -113,6 +115,7 @@ func (a *Authorizer) match(live *runs.Live, server string, req *Request, d Decis
 			live.ID(), t.Kind, t.Name, t.Server)), false
 	}
 	call := newCall(live, req)
+	defer calls.Put(call)
 	if server != "" {
 		ok, reason, msg := a.toolServerAllows(live.Policy(), server, call, t)
 		if !ok {
@@ -239,7 +242,7 @@ func (a *Authorizer) approval(ctx context.Context, live *runs.Live, g *policy.Gr
 // target. Conditions, budgets and approvals are not checked, nothing is
 // counted and no approval is requested.
 func (a *Authorizer) Visible(_ context.Context, runID string, t Target) bool {
-	live, _, ok := a.checkRun(runID, time.Now())
+	live, _, ok := a.checkRun(runID, a.runs.Now())
 	return ok && len(live.Match(string(t.Kind), t.Server, t.Name)) > 0
 }
 
@@ -248,9 +251,13 @@ func (d Decision) deny(r Reason, msg string) Decision {
 	return d
 }
 
+// calls recycles condition inputs, which no CEL value outlives.
+var calls = sync.Pool{New: func() any { return new(policy.Call) }}
+
 func newCall(live *runs.Live, req *Request) *policy.Call {
 	sp := live.Sponsor()
-	return &policy.Call{
+	c := calls.Get().(*policy.Call)
+	*c = policy.Call{
 		Tool: policy.Tool{Kind: string(req.Target.Kind), Server: req.Target.Server,
 			Name: req.Target.Name, Annotations: req.Target.Annotations},
 		Arguments: req.Arguments,
@@ -260,16 +267,5 @@ func newCall(live *runs.Live, req *Request) *policy.Call {
 		Chain:   live.Chain(),
 		Now:     req.Now,
 	}
-}
-
-func chainOf(live *runs.Live, via string) []Hop {
-	hops := live.Chain()
-	out := make([]Hop, len(hops), len(hops)+1)
-	for i, h := range hops {
-		out[i] = Hop{RunID: h.RunID, Agent: h.Agent, SPIFFEID: h.SPIFFEID}
-	}
-	if via != "" {
-		out = append(out, Hop{SPIFFEID: via})
-	}
-	return out
+	return c
 }

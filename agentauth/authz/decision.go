@@ -91,7 +91,8 @@ type Request struct {
 	Via string
 	// ApprovalID names an approval the caller presents for this call.
 	ApprovalID string
-	Now        time.Time
+	// Now is the time of the call; zero means the run manager's clock.
+	Now time.Time
 }
 
 // Decision is the outcome of Authorize.
@@ -105,7 +106,9 @@ type Decision struct {
 	// SponsorIssuer and SponsorSubject identify the human behind the chain.
 	SponsorIssuer  string
 	SponsorSubject string
-	Chain          []Hop
+	// Chain lists the hops from the root run to the caller. It may be
+	// shared between decisions: callers must not modify it.
+	Chain []Hop
 }
 
 // Allowed reports whether the call may be forwarded.

@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -45,16 +46,32 @@ func DecodeArguments(raw []byte) (any, error) {
 	if len(raw) > MaxArgumentBytes {
 		return nil, fmt.Errorf("%w: %d bytes is over the limit of %d", ErrArguments, len(raw), MaxArgumentBytes)
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(raw))
-	v, err := decodeValue(dec)
+	d := decoders.Get().(*pooledDecoder)
+	defer decoders.Put(d)
+	d.r.Reset(raw)
+	d.dec.Reset(&d.r)
+	v, err := decodeValue(d.dec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrArguments, err)
 	}
-	if _, err := dec.ReadToken(); err != io.EOF {
+	if _, err := d.dec.ReadToken(); err != io.EOF {
 		return nil, fmt.Errorf("%w: trailing data after the arguments", ErrArguments)
 	}
 	return v, nil
 }
+
+// pooledDecoder is reused across calls, because a jsontext.Decoder is
+// costly to allocate on the authorization hot path.
+type pooledDecoder struct {
+	r   bytes.Reader
+	dec *jsontext.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	d := &pooledDecoder{}
+	d.dec = jsontext.NewDecoder(&d.r)
+	return d
+}}
 
 func decodeValue(dec *jsontext.Decoder) (any, error) {
 	if dec.StackDepth() >= MaxArgumentDepth {

@@ -238,20 +238,21 @@ func (b *builder) checkEntitlement(i int, e *Entitlement) error {
 		return fmt.Errorf("%s: entitlement %d selects no sponsors; set issuer, subjects, emails, groups or claims", file, i+1)
 	}
 	for _, a := range e.Agents {
-		agent := b.p.Agents[a]
-		if agent == nil {
+		if b.p.Agents[a] == nil {
 			return fmt.Errorf("%s: entitlement %d names agent %q, which is not declared", file, i+1, a)
 		}
-		for _, g := range e.Grants {
-			grant := b.p.Grants[g]
-			switch {
-			case grant == nil:
-				return fmt.Errorf("%s: entitlement %d names grant %q, which is not declared", file, i+1, g)
-			case grant.BreakGlass != nil:
-				return fmt.Errorf("%s: entitlement %d names break-glass grant %q; humans take it with break-glass, never through an entitlement", file, i+1, g)
-			case !agent.MayHold(g):
-				return fmt.Errorf("%s: entitlement %d hands grant %q to agent %q, whose grants do not list it", file, i+1, g, a)
-			}
+	}
+	for _, g := range e.Grants {
+		grant := b.p.Grants[g]
+		switch {
+		case grant == nil:
+			return fmt.Errorf("%s: entitlement %d names grant %q, which is not declared", file, i+1, g)
+		case grant.BreakGlass != nil:
+			return fmt.Errorf("%s: entitlement %d names break-glass grant %q; humans take it with "+
+				"break-glass, never through an entitlement", file, i+1, g)
+		case !slices.ContainsFunc(e.Agents, func(a string) bool { return b.p.Agents[a].MayHold(g) }):
+			return fmt.Errorf("%s: entitlement %d hands grant %q to agents %v, none of whose grants list it",
+				file, i+1, g, e.Agents)
 		}
 	}
 	return nil

@@ -297,3 +297,6 @@ func (m *Manager) record(ctx context.Context, e Event) {
 	}
 	m.rec.Record(ctx, e)
 }
+
+// Now returns the current time of the Manager's clock.
+func (m *Manager) Now() time.Time { return m.now() }

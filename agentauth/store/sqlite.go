@@ -212,3 +212,9 @@ func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 func errNotFound(what, id string) error {
 	return &runs.Error{Code: runs.ErrNotFound.Code, Msg: fmt.Sprintf("%s %q not found", what, id)}
 }
+
+// FileName is the database file's name inside the state directory.
+const FileName = "agentauth.db"
+
+// PathIn returns the database path inside a state directory.
+func PathIn(stateDir string) string { return filepath.Join(stateDir, FileName) }
