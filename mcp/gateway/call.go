@@ -180,13 +180,15 @@ func traceID(span trace.Span) string {
 }
 
 func (g *Gateway) record(ctx context.Context, a *admitted) Record {
+	sc := trace.SpanFromContext(ctx).SpanContext()
 	rec := Record{
-		Txn: a.txn, TraceID: traceID(trace.SpanFromContext(ctx)), Method: a.method,
+		Txn: a.txn, RunID: a.runID, Method: a.method,
 		Caller: a.caller.ID.String(), Target: a.target, Decision: a.decision,
-		ArgumentsDigest: txntoken.ArgumentsDigest(a.arguments), Time: g.opts.Now(),
+		ArgumentsDigest: txntoken.ArgumentsDigest(a.arguments), Arguments: a.arguments,
+		Time: g.opts.Now(),
 	}
-	if g.opts.RecordArguments {
-		rec.Arguments = a.arguments
+	if sc.IsValid() {
+		rec.TraceID, rec.SpanID = sc.TraceID().String(), sc.SpanID().String()
 	}
 	return rec
 }

@@ -42,15 +42,21 @@ type Record struct {
 	TraceID  string
 	Method   string
 	Caller   string // SPIFFE ID of the direct caller
+	RunID    string // the run the call acts for
+	SpanID   string
 	Target   authz.Target
 	Decision authz.Decision
 	// ArgumentsDigest is the SHA-256 of the exact argument bytes.
 	ArgumentsDigest string
-	Arguments       json.RawMessage // set only when configured to record arguments
-	Outcome         string          // "ok", "tool_error", "error"; empty on the decision record
-	Error           string
-	Latency         time.Duration
-	Time            time.Time
+	// Arguments are the exact argument bytes; the audit log keeps them,
+	// redacted, only when configured to, and always keeps their digest.
+	Arguments json.RawMessage
+	// Outcome is "ok", "tool_error", "unavailable" or "canceled" (the
+	// words of audit.Outcome); empty on the decision record.
+	Outcome string
+	Error   string
+	Latency time.Duration
+	Time    time.Time
 }
 
 // JWTValidator validates a JWT-SVID presented as a bearer token for

@@ -226,8 +226,10 @@ func (g *Gateway) recordOutcome(ctx context.Context, a *admitted, toolError bool
 	rec.Latency = d
 	span := trace.SpanFromContext(ctx)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		rec.Outcome, rec.Error = "canceled", err.Error()
 	case err != nil:
-		rec.Outcome, rec.Error = "error", err.Error()
+		rec.Outcome, rec.Error = "unavailable", err.Error()
 		span.SetStatus(codes.Error, "upstream call failed")
 		span.SetAttributes(attribute.String("error.type", string(upstream.Reason(err))))
 	case toolError:

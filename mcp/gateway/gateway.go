@@ -46,11 +46,9 @@ type Options struct {
 	// approval; it is sent to clients that support URL elicitation.
 	ApprovalURL  func(approvalID string) string
 	MaxBodyBytes int64
-	// RecordArguments puts raw arguments into audit records.
-	RecordArguments bool
-	Tracer          trace.Tracer
-	Logger          *slog.Logger
-	Now             func() time.Time
+	Tracer       trace.Tracer
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Gateway is the agents' MCP endpoint. It is an http.Handler for /mcp.
