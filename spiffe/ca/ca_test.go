@@ -277,3 +277,30 @@ func TestBundlesServeOnlyOwnTrustDomain(t *testing.T) {
 		t.Fatalf("JWT bundle: %v, %v", b, err)
 	}
 }
+
+func TestSigningCARotationKeepsOlderSVIDsVerifying(t *testing.T) {
+	clock := spiffetest.NewClock(time.Now())
+	c := open(t, config(t.TempDir(), clock))
+	ctx := context.Background()
+	sign := func() []*x509.Certificate {
+		t.Helper()
+		chain, err := c.SignRunCSR(ctx, spiffetest.NewCSR(t, spiffetest.NewKey(t)), mustRunID(t), clock.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return chain
+	}
+
+	clock.Advance(12*time.Hour - time.Minute) // just before half of the 24 h signing TTL
+	before := sign()
+	clock.Advance(2 * time.Minute)
+	after := sign()
+	if before[1].Equal(after[1]) {
+		t.Fatal("signing CA did not rotate")
+	}
+	for name, chain := range map[string][]*x509.Certificate{"before": before, "after": after} {
+		if _, _, err := x509svid.Verify(chain, c, x509svid.WithTime(clock.Now())); err != nil {
+			t.Errorf("SVID signed %s the rotation: %v", name, err)
+		}
+	}
+}
