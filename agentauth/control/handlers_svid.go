@@ -11,6 +11,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/agentauth/agentauth/agentauth/control/api"
+	"github.com/agentauth/agentauth/spiffe/csr"
 )
 
 // RunActive is the status of a run that may still act.
@@ -111,6 +112,9 @@ func (s *Server) issueSVID(r *http.Request, run api.Run, der []byte) (*api.SVID,
 	id, err := spiffeid.FromString(run.SPIFFEID)
 	if err != nil {
 		return nil, s.internal("sign SVID", fmt.Errorf("run %s has invalid SPIFFE ID: %w", run.ID, err))
+	}
+	if _, err := csr.Check(der, id); err != nil {
+		return nil, &api.Error{Code: api.CodeCSRInvalid, Message: err.Error()}
 	}
 	notAfter := run.ExpiresAt
 	if ttl := s.cfg.CA.SVIDTTL; ttl > 0 && now.Add(ttl).Before(notAfter) {
