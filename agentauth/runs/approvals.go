@@ -235,3 +235,14 @@ func (m *Manager) ListApprovals(ctx context.Context, f ApprovalFilter) ([]Approv
 	}
 	return list, nil
 }
+
+// Await blocks until a human decides the approval, it expires, or ctx is
+// done. It returns true only when the approval was granted; the call still
+// has to present the approval id to Authorize, which uses it once.
+func (m *Manager) Await(ctx context.Context, approvalID string) (bool, error) {
+	a, err := m.WaitApproval(ctx, approvalID)
+	if err != nil {
+		return false, err
+	}
+	return a.Status == ApprovalApproved, nil
+}

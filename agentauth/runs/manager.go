@@ -93,8 +93,7 @@ func (m *Manager) load(ctx context.Context) error {
 	for _, k := range st.InactiveSponsors {
 		m.sponsorLocked(k).inactive.Store(true)
 	}
-	// Parents sort before children because a child is created after its
-	// parent and the store returns runs oldest first.
+	// The store returns runs by depth, so parents come before children.
 	for _, r := range st.Runs {
 		var parent *Live
 		if r.ParentID != "" {

@@ -10,7 +10,8 @@ import (
 // concurrent use.
 type Store interface {
 	// LoadState returns what a Manager needs at start: every run whose
-	// expiry is after since, oldest first, with their budget use, the
+	// expiry is after since, ordered by depth so that parents come before
+	// their children, with their budget use, the
 	// inactive sponsors and the approvals that expire after since.
 	LoadState(ctx context.Context, since time.Time) (State, error)
 	// InsertRun stores a new run.

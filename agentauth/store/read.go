@@ -40,7 +40,7 @@ func (s *SQLite) LoadState(ctx context.Context, since time.Time) (runs.State, er
 	var st runs.State
 	var err error
 	st.Runs, err = s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE expiry > ?
-		ORDER BY created, id`, nanos(since))
+		ORDER BY depth, created, id`, nanos(since))
 	if err != nil {
 		return st, err
 	}
