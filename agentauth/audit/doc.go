@@ -1,0 +1,55 @@
+// Package audit is the append-only, tamper-evident audit log of the
+// gateway: every decision, approval, run start, delegation, escalation
+// attempt, revocation, sponsor deactivation, break-glass use, rejected
+// request and upstream outcome, against the sponsor and every identity
+// of the delegation chain.
+//
+// # Chain
+//
+// Each record carries its sequence number and the hash of the record
+// before it, and its own hash is the SHA-256 of its canonical encoding: a
+// JSON object with fixed member order, starting with "seq" and "prev".
+// Verify walks the records from the anchor to the head and names every
+// record that was changed, removed, reordered or added, by sequence
+// number. The head (last sequence number and hash) is stored beside the
+// records and updated in the same transaction, so removing the newest
+// records shows too. A log rewritten from scratch by someone who can
+// write the file is only caught against a checkpoint kept elsewhere:
+// Close logs the head, and Verify accepts checkpoints.
+//
+// # Storage
+//
+// The log is one SQLite file (modernc.org/sqlite, pure Go) in WAL mode,
+// audit.db in the state directory, created with mode 0600. SQLite was
+// chosen over a JSON Lines segment file because
+//
+//   - the CLI and `agentauth run show` read it while the gateway writes:
+//     WAL readers see a consistent snapshot and never block the writer;
+//   - queries by sponsor, run (with descendants), tool and time use
+//     indexes instead of scanning every segment;
+//   - retention deletes old records and moves the anchor in one atomic
+//     transaction, with no segment rotation or rewrite;
+//   - a torn write at a crash is rolled back by SQLite, where a
+//     line-oriented file would need its own recovery of a partial line.
+//
+// # Durability and group commit
+//
+// Append returns only after the transaction holding its record is
+// committed with synchronous=FULL, which fsyncs the WAL, so a record of
+// a forwarded call survives the process being killed. One writer
+// goroutine takes every record queued while the previous commit ran and
+// writes them in one transaction with one fsync, so throughput grows with
+// the number of concurrent callers. Callers encode their records in their
+// own goroutine; the writer only numbers, links and hashes them.
+//
+// When a write fails, every Append of the batch returns the error, Err
+// reports it until a later write succeeds, the failure is logged once and
+// counted in the agentauth.audit.failures metric. The gateway denies a
+// call whose record could not be appended.
+//
+// # Arguments
+//
+// A record always holds the SHA-256 of the exact JSON arguments of a
+// call. The arguments themselves are kept only with WithRecordArguments,
+// with configured member names redacted at any depth.
+package audit

@@ -1,0 +1,226 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("audit: log is closed")
+
+// ErrReadOnly is returned by Append and Prune on a log opened ReadOnly.
+var ErrReadOnly = errors.New("audit: log is opened read-only")
+
+// Log is an append-only, hash-chained audit log stored in one SQLite
+// file. Its methods are safe for concurrent use.
+type Log struct {
+	path string
+	opts options
+	log  *slog.Logger
+
+	wdb *sql.DB // the single writer connection; nil when read-only
+	rdb *sql.DB // query-only connections
+
+	// mu guards closed against Appends still sending into queue.
+	mu     sync.RWMutex
+	closed bool
+	queue  chan *pending
+	prunes chan pruneRequest
+	done   chan struct{} // closed when the writer goroutine returns
+
+	syncs    chan committed
+	syncDone chan struct{} // closed when the syncer goroutine returns
+	wal      *walSyncer
+
+	// headSeq and headHash are the last durable record.
+	headMu   sync.Mutex
+	headSeq  uint64
+	headHash string
+
+	w       *writer
+	failure atomic.Pointer[error]
+	metrics *metrics
+}
+
+// Open opens the log at path, creating the file (mode 0600) and its
+// folder when missing, unless ReadOnly is given.
+func Open(path string, opts ...Option) (*Log, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	l := &Log{path: path, opts: o, log: o.logger.With("audit_log", path)}
+
+	if err := l.openFiles(context.Background()); err != nil {
+		l.closeDBs()
+		return nil, err
+	}
+	m, err := newMetrics(o.meterProvider, l)
+	if err != nil {
+		l.closeDBs()
+		return nil, err
+	}
+	l.metrics = m
+	if !o.readOnly {
+		l.startWriter()
+	}
+	return l, nil
+}
+
+func (l *Log) openFiles(ctx context.Context) error {
+	if l.opts.readOnly {
+		if _, err := os.Stat(l.path); err != nil {
+			return fmt.Errorf("audit: no audit log at %s: %w; start the gateway once or set --state-dir", l.path, err)
+		}
+	} else if err := createFile(l.path); err != nil {
+		return err
+	}
+
+	rdsn, err := dataSourceName(l.path, true)
+	if err != nil {
+		return err
+	}
+	if l.rdb, err = sql.Open("sqlite", rdsn); err != nil {
+		return fmt.Errorf("audit: open %s: %w", l.path, err)
+	}
+	l.rdb.SetMaxOpenConns(4)
+	if l.opts.readOnly {
+		if _, err := readChain(ctx, l.rdb); err != nil {
+			return fmt.Errorf("audit: open %s: %w", l.path, err)
+		}
+		return nil
+	}
+	return l.openWriter(ctx)
+}
+
+func (l *Log) openWriter(ctx context.Context) error {
+	wdsn, err := dataSourceName(l.path, false)
+	if err != nil {
+		return err
+	}
+	if l.wdb, err = sql.Open("sqlite", wdsn); err != nil {
+		return fmt.Errorf("audit: open %s: %w", l.path, err)
+	}
+	l.wdb.SetMaxOpenConns(1)
+	l.wdb.SetConnMaxIdleTime(0)
+	if err := createSchema(ctx, l.wdb); err != nil {
+		return fmt.Errorf("audit: initialize %s: %w", l.path, err)
+	}
+	l.wal = newWALSyncer(l.path)
+	l.w, err = newWriter(ctx, l)
+	return err
+}
+
+// createFile creates the log file with mode 0600 and its folder with mode
+// 0700, so that SQLite's WAL and shared-memory files inherit the mode.
+func createFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("audit: create folder for %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: create %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// Path returns the file the log is stored in.
+func (l *Log) Path() string { return l.path }
+
+// Err returns the error of the last failed write, or nil once a later
+// write has succeeded. A non-nil value means Append is failing and the
+// gateway denies calls; readiness checks use it.
+func (l *Log) Err() error {
+	if p := l.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Close stops accepting records, commits those already handed to Append,
+// and closes the file. It logs the final head (sequence number and hash),
+// which an operator can keep outside the host as a checkpoint for Verify.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	if l.queue != nil {
+		close(l.queue)
+	}
+	l.mu.Unlock()
+
+	if l.done != nil {
+		<-l.done
+		<-l.syncDone
+		seq, hash := l.durableHead()
+		l.log.Info("audit log closed", "head_seq", seq, "head_hash", hash)
+	}
+	l.metrics.unregister()
+	return l.closeDBs()
+}
+
+func (l *Log) closeDBs() error {
+	var errs []error
+	if l.w != nil {
+		errs = append(errs, l.w.close())
+	}
+	if l.wal != nil {
+		errs = append(errs, l.wal.close())
+	}
+	for _, db := range []*sql.DB{l.wdb, l.rdb} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("audit: close %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// setFailure records a write failure, or clears it when err is nil, and
+// logs the change of state once rather than on every failed batch.
+func (l *Log) setFailure(err error) {
+	if err == nil {
+		if old := l.failure.Swap(nil); old != nil {
+			l.log.Info("audit log writes succeed again")
+		}
+		return
+	}
+	if old := l.failure.Swap(&err); old == nil {
+		l.log.Error("audit log write failed; calls are denied until it recovers", "error", err)
+	}
+}
+
+func (l *Log) durableHead() (uint64, string) {
+	l.headMu.Lock()
+	defer l.headMu.Unlock()
+	return l.headSeq, l.headHash
+}
+
+// Head returns the sequence number and hash of the last durable record,
+// or 0 and the anchor hash when there is none.
+func (l *Log) Head(ctx context.Context) (seq uint64, hash string, err error) {
+	if l.w != nil {
+		seq, hash = l.durableHead()
+		return seq, hash, nil
+	}
+	c, err := readChain(ctx, l.rdb)
+	if err != nil {
+		return 0, "", fmt.Errorf("audit: read head of %s: %w", l.path, err)
+	}
+	return c.headSeq, c.headHash, nil
+}
+
+func since(start time.Time) float64 { return time.Since(start).Seconds() }
