@@ -133,8 +133,10 @@ func defaultStateDir() string {
 }
 
 // Load reads the file at path (none when path is empty) over the defaults,
-// then applies the environment. Unknown keys in the file are an error.
-func Load(path string, environ []string) (Config, error) {
+// then applies the environment, then overrides, a map from dotted keys
+// such as "listen.mcp" to values (the command-line flags). Unknown keys in
+// the file are an error.
+func Load(path string, environ []string, overrides map[string]string) (Config, error) {
 	c := Default()
 	if path != "" {
 		if err := c.readFile(path); err != nil {
@@ -143,6 +145,11 @@ func Load(path string, environ []string) (Config, error) {
 	}
 	if err := c.applyEnv(environ); err != nil {
 		return Config{}, err
+	}
+	for k, v := range overrides {
+		if err := c.Set(k, v); err != nil {
+			return Config{}, err
+		}
 	}
 	c.finish()
 	return c, nil

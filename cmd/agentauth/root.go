@@ -84,20 +84,17 @@ var subcommands = []func(*globalOptions) *cobra.Command{newVersionCommand, newCo
 
 // load returns the configuration: file, then environment, then flags.
 func (o *globalOptions) load(cmd *cobra.Command) (config.Config, error) {
-	c, err := config.Load(o.configPath, os.Environ())
-	if err != nil {
-		return config.Config{}, err
-	}
-	var setErr error
+	overrides := map[string]string{}
 	cmd.Flags().Visit(func(f *pflag.Flag) {
 		for _, cf := range configFlags {
-			if cf.flag == f.Name && setErr == nil {
-				setErr = c.Set(cf.key, f.Value.String())
+			if cf.flag == f.Name {
+				overrides[cf.key] = f.Value.String()
 			}
 		}
 	})
-	if setErr != nil {
-		return config.Config{}, &exitError{code: exitUsage, err: setErr}
+	c, err := config.Load(o.configPath, os.Environ(), overrides)
+	if err != nil {
+		return config.Config{}, &exitError{code: exitUsage, err: err}
 	}
 	return c, nil
 }
