@@ -238,3 +238,25 @@ func TestProgressAndCancel(t *testing.T) {
 		return err == nil
 	})
 }
+
+func TestToolListChanged(t *testing.T) {
+	changed := make(chan Change, 16)
+	s := newSet(t, []config.Server{goServer(t, "test", nil)}, Options{
+		OnChange: func(c Change) { changed <- c },
+	})
+	if _, ok := s.Tool("test__added"); ok {
+		t.Fatal("tool added is listed before it was added")
+	}
+	if _, err := s.CallTool(callCtx(t), Request{Server: "test", Name: "add_tool"}); err != nil {
+		t.Fatalf("add_tool: %v", err)
+	}
+	waitFor(t, "the added tool in the catalog", func() bool {
+		_, ok := s.Tool("test__added")
+		return ok
+	})
+	for c := range changed {
+		if c.Kind == "tools" && c.Server == "test" {
+			break
+		}
+	}
+}

@@ -67,7 +67,7 @@ func newPKI(t *testing.T) testPKI {
 // of its request.
 func startHTTPServer(t *testing.T, pki testPKI) string {
 	t.Helper()
-	s := server.NewMCPServer("http-test", "1.0", server.WithToolCapabilities(false))
+	s := server.NewMCPServer("http-test", "1.0", server.WithToolCapabilities(true))
 	s.AddTool(mcp.NewTool("inspect", mcp.WithDescription("returns its raw arguments and request headers")),
 		func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			h, _ := ctx.Value(headerKey{}).(http.Header)
@@ -78,6 +78,11 @@ func startHTTPServer(t *testing.T, pki testPKI) string {
 				"peer":          h.Get("X-Peer"),
 			})
 			return mcp.NewToolResultText(string(out)), nil
+		})
+	s.AddTool(mcp.NewTool("add_tool", mcp.WithDescription("adds the tool \"added\"")),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			s.AddTool(mcp.NewTool("added", mcp.WithDescription("added at run time")), echoRaw)
+			return mcp.NewToolResultText("ok"), nil
 		})
 	handler := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(
 		func(ctx context.Context, r *http.Request) context.Context {
@@ -135,6 +140,14 @@ func TestHTTPServerMTLSAndHeaders(t *testing.T) {
 	if got.Peer != "gateway" {
 		t.Errorf("client certificate CN = %q, want gateway", got.Peer)
 	}
+
+	if _, err := s.CallTool(callCtx(t), Request{Server: "remote", Name: "add_tool"}); err != nil {
+		t.Fatalf("add_tool: %v", err)
+	}
+	waitFor(t, "the added tool over HTTP", func() bool {
+		_, ok := s.Tool("remote__added")
+		return ok
+	})
 }
 
 func TestHTTPServerWithoutClientCertIsDown(t *testing.T) {

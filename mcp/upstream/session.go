@@ -97,7 +97,31 @@ func (c *conn) handshake(ctx, sessCtx context.Context, s *session) error {
 
 	req := mcp.InitializeRequest{}
 	req.Params.ClientInfo = mcp.Implementation{Name: "agentauth", Version: "1"}
-	_, err := s.client.Initialize(ctx, req)
+	if _, err := s.client.Initialize(ctx, req); err != nil {
+		return err
+	}
+	return c.listen(sessCtx, s)
+}
+
+// listen opts in to list_changed notifications. Protocol version 2026-07-28
+// delivers them only on a subscriptions/listen stream; earlier versions send
+// them unasked.
+func (c *conn) listen(sessCtx context.Context, s *session) error {
+	if !mcp.IsModernProtocol(s.client.ProtocolVersion()) {
+		return nil
+	}
+	caps := s.client.GetServerCapabilities()
+	filter := mcp.SubscriptionFilter{
+		ToolsListChanged:     caps.Tools != nil && caps.Tools.ListChanged,
+		PromptsListChanged:   caps.Prompts != nil && caps.Prompts.ListChanged,
+		ResourcesListChanged: caps.Resources != nil && caps.Resources.ListChanged,
+	}
+	if filter.IsEmpty() {
+		return nil
+	}
+	_, err := s.client.ListenAsync(sessCtx, filter, func(err error) {
+		c.log.Warn("upstream subscriptions/listen stream ended; list changes are no longer seen", "err", err)
+	})
 	return err
 }
 

@@ -41,6 +41,11 @@ func runTestServer() {
 	s.AddTool(mcp.NewTool("slow", mcp.WithDescription("waits until cancelled, reporting progress")), slow)
 	s.AddTool(mcp.NewTool("bad name!", mcp.WithDescription("a name outside the MCP set")), echoRaw)
 	s.AddTool(mcp.NewTool(strings.Repeat("x", 126), mcp.WithDescription("too long once namespaced")), echoRaw)
+	s.AddTool(mcp.NewTool("add_tool", mcp.WithDescription("adds the tool \"added\"")),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			s.AddTool(mcp.NewTool("added", mcp.WithDescription("added at run time")), echoRaw)
+			return mcp.NewToolResultText("ok"), nil
+		})
 	if err := server.ServeStdio(s); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
