@@ -13,6 +13,12 @@ import (
 	"time"
 )
 
+// FileName is the name of the log file in the state directory.
+const FileName = "audit.db"
+
+// PathIn returns the path of the log file in a state directory.
+func PathIn(stateDir string) string { return filepath.Join(stateDir, FileName) }
+
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("audit: log is closed")
 
