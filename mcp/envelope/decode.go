@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -14,6 +15,8 @@ import (
 var topLevelNames = []string{"jsonrpc", "id", "method", "params", "result", "error"}
 
 // Decode checks body and returns the message it holds, or an [*Error].
+// The raw fields of the message alias body, so the caller must not modify
+// body afterwards.
 func Decode(body []byte, limits Limits) (*Message, error) {
 	if err := checkShape(body, limits); err != nil {
 		return nil, err
@@ -89,7 +92,9 @@ func maxDepth(b []byte) int {
 // readTopLevel tokenizes the whole body, rejecting duplicate names at any
 // depth, and returns the members of the top-level object.
 func readTopLevel(body []byte) ([]member, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	pd := getDecoder(body)
+	defer putDecoder(pd)
+	dec := pd.dec
 	value, err := dec.ReadValue()
 	if err != nil {
 		return nil, syntaxError(err)
@@ -97,11 +102,42 @@ func readTopLevel(body []byte) ([]member, error) {
 	if value.Kind() != '{' {
 		return nil, errorf(KindNotObject, "body is a JSON %s; a JSON-RPC message is an object", value.Kind())
 	}
-	value = bytes.Clone(value)
+	object := slice(body, dec.InputOffset(), len(value))
 	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return nil, errorf(KindTrailingData, "data follows the JSON object at byte %d; send exactly one object", dec.InputOffset())
 	}
-	return objectMembers(value)
+	return objectMembers(object)
+}
+
+// slice returns the n bytes of input that end at offset. Values returned
+// by a Decoder are only valid until its next call, so fields point into the
+// caller's body instead of copying.
+func slice(input []byte, offset int64, n int) []byte {
+	return input[offset-int64(n) : offset : offset]
+}
+
+// decoders reuses tokenizers, whose buffers dominate the cost of a decode.
+var decoders = sync.Pool{New: func() any {
+	r := bytes.NewReader(nil)
+	return &pooledDecoder{Reader: r, dec: jsontext.NewDecoder(r)}
+}}
+
+type pooledDecoder struct {
+	*bytes.Reader
+	dec *jsontext.Decoder
+}
+
+func getDecoder(b []byte) *pooledDecoder {
+	p := decoders.Get().(*pooledDecoder)
+	p.Reader.Reset(b)
+	p.dec.Reset(p.Reader)
+	return p
+}
+
+func putDecoder(p *pooledDecoder) {
+	p.Reader.Reset(nil)
+	p.dec.Reset(p.Reader)
+	decoders.Put(p)
 }
 
 func syntaxError(err error) *Error {
@@ -122,9 +158,12 @@ func pointer(p jsontext.Pointer) string {
 	return strconv.Quote(string(p))
 }
 
-// objectMembers splits an already validated object into its members.
+// objectMembers splits an already validated object into its members,
+// which alias object.
 func objectMembers(object []byte) ([]member, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(object))
+	pd := getDecoder(object)
+	defer putDecoder(pd)
+	dec := pd.dec
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, syntaxError(err)
 	}
@@ -139,7 +178,7 @@ func objectMembers(object []byte) ([]member, error) {
 		if err != nil {
 			return nil, syntaxError(err)
 		}
-		members = append(members, member{name: name, value: bytes.Clone(value)})
+		members = append(members, member{name: name, value: slice(object, dec.InputOffset(), len(value))})
 	}
 	return members, nil
 }

@@ -260,3 +260,20 @@ func TestToolListChanged(t *testing.T) {
 		}
 	}
 }
+
+func TestDuplicateListingQuarantined(t *testing.T) {
+	srv := goServer(t, "raw", nil)
+	srv.Env[testServerEnv] = "raw"
+	s := newSet(t, []config.Server{srv}, Options{})
+	dup, ok := s.Tool("raw__dup")
+	if !ok || dup.Status != StatusQuarantined || !strings.Contains(dup.Reason, "2 times") {
+		t.Errorf("raw__dup = %+v, %v; want quarantined as listed twice", dup, ok)
+	}
+	if fine, ok := s.Tool("raw__fine"); !ok || fine.Status != StatusAccepted {
+		t.Errorf("raw__fine = %+v, %v; want accepted", fine, ok)
+	}
+	_, err := s.CallTool(callCtx(t), Request{Server: "raw", Name: "dup"})
+	if !errors.Is(err, ErrQuarantined) {
+		t.Errorf("call to a duplicate tool: %v, want ErrQuarantined", err)
+	}
+}

@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -17,8 +19,12 @@ import (
 const testServerEnv = "AGENTAUTH_UPSTREAM_TEST_SERVER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(testServerEnv) == "1" {
+	switch os.Getenv(testServerEnv) {
+	case "1":
 		runTestServer()
+		return
+	case "raw":
+		runRawServer()
 		return
 	}
 	os.Exit(m.Run())
@@ -78,5 +84,34 @@ func slow(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, erro
 			return nil, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// runRawServer speaks JSON-RPC by hand so that it can list one tool twice,
+// which no MCP server library allows.
+func runRawServer() {
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var req struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		if json.Unmarshal(in.Bytes(), &req) != nil || req.ID == nil {
+			continue
+		}
+		result := ""
+		switch req.Method {
+		case "initialize":
+			result = `{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"raw","version":"1"}}`
+		case "tools/list":
+			result = `{"tools":[{"name":"dup","inputSchema":{"type":"object"}},` +
+				`{"name":"dup","description":"second","inputSchema":{"type":"object"}},` +
+				`{"name":"fine","inputSchema":{"type":"object"}}]}`
+		}
+		if result == "" {
+			fmt.Printf(`{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"method not found"}}`+"\n", req.ID)
+			continue
+		}
+		fmt.Printf(`{"jsonrpc":"2.0","id":%s,"result":%s}`+"\n", req.ID, result)
 	}
 }
