@@ -145,7 +145,7 @@ func TestAgentCannotActAsSponsor(t *testing.T) {
 		{"revoke own", "POST", "/v1/runs/" + run.ID + "/revoke", api.RevokeRequest{}},
 		{"start run", "POST", "/v1/runs", api.StartRunRequest{Agent: "researcher", Grants: []string{"fs-read"}}},
 		{"list runs", "GET", "/v1/runs", nil},
-		{"break glass", "POST", "/v1/breakglass", api.BreakGlassRequest{Reason: "production is down", TTL: "10m"}},
+		{"break glass", "POST", "/v1/breakglass", api.BreakGlassRequest{Grant: "db-admin", Agent: "researcher", Reason: "production is down", TTL: "10m"}},
 		{"deactivate", "POST", "/v1/sponsors/deactivate", api.DeactivateSponsorRequest{Issuer: "local", Subject: "root"}},
 		{"delegate from other", "POST", "/v1/runs/" + other.ID + "/delegate", api.DelegateRequest{Agent: "x", Grants: []string{"fs-read"}}},
 	}

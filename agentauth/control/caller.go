@@ -67,7 +67,7 @@ func (s *Server) authenticateLocal(v any) (caller, *api.Error) {
 	sp.Roles = mapRoles(s.cfg.OIDC.Roles, groups)
 	// The gateway's own user and root administer a local gateway.
 	if cred.UID == s.localAdminUID || cred.UID == 0 {
-		sp.Roles = mergeRoles(sp.Roles, RoleAdmin, RoleApprover)
+		sp.Roles = mergeRoles(sp.Roles, RoleAdmin)
 	}
 	return caller{sponsor: &sp}, nil
 }

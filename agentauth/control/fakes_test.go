@@ -22,7 +22,7 @@ type memRuns struct {
 	runs        map[string]api.Run
 	approvals   map[string]api.Approval
 	deactivated []string
-	breakGlass  []api.BreakGlass
+	breakGlass  []string
 }
 
 func newMemRuns(td spiffeid.TrustDomain) *memRuns {
@@ -122,13 +122,11 @@ func (m *memRuns) Revoke(_ context.Context, id string, _ api.Sponsor, _ string) 
 	return nil
 }
 
-func (m *memRuns) BreakGlass(_ context.Context, by api.Sponsor, reason, runID string, ttl time.Duration) (api.BreakGlass, error) {
+func (m *memRuns) BreakGlass(_ context.Context, by api.Sponsor, grant, agent, reason string, ttl time.Duration) (api.Run, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	bg := api.BreakGlass{ID: fmt.Sprintf("bg%d", len(m.breakGlass)+1), Sponsor: by, RunID: runID,
-		Reason: reason, ExpiresAt: time.Now().Add(ttl)}
-	m.breakGlass = append(m.breakGlass, bg)
-	return bg, nil
+	m.breakGlass = append(m.breakGlass, grant)
+	return m.newRun(by, "", RunRequest{Agent: agent, Grants: []string{grant}, Purpose: reason, TTL: ttl}), nil
 }
 
 func (m *memRuns) DeactivateSponsor(_ context.Context, issuer, subject string, _ api.Sponsor, _ string) error {
@@ -144,7 +142,7 @@ func (m *memRuns) addApproval(a api.Approval) {
 	m.approvals[a.ID] = a
 }
 
-func (m *memRuns) ListApprovals(_ context.Context, status string) ([]api.Approval, error) {
+func (m *memRuns) ListApprovals(_ context.Context, _ api.Sponsor, status string) ([]api.Approval, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if status == "" {
@@ -175,6 +173,10 @@ func (m *memRuns) decide(id string, by api.Sponsor, comment, status string) (api
 	a, ok := m.approvals[id]
 	if !ok {
 		return api.Approval{}, fmt.Errorf("approval %s: %w", id, ErrNotFound)
+	}
+	// Like a policy role: members of sec-approvers other than the sponsor.
+	if !slices.Contains(by.Groups, "sec-approvers") || by.Subject == a.Sponsor.Subject {
+		return api.Approval{}, fmt.Errorf("%s may not decide approval %s: %w", by, id, ErrForbidden)
 	}
 	if a.Status != "pending" {
 		return api.Approval{}, fmt.Errorf("approval %s is already %s: %w", id, a.Status, ErrConflict)

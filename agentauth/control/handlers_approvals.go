@@ -3,7 +3,6 @@ package control
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/agentauth/agentauth/agentauth/control/api"
 )
@@ -11,19 +10,7 @@ import (
 // maxCommentBytes bounds an approver's comment.
 const maxCommentBytes = 2048
 
-func requireApprover(sp api.Sponsor) *api.Error {
-	if hasRole(sp, RoleApprover) || hasRole(sp, RoleAdmin) {
-		return nil
-	}
-	return errForbidden(fmt.Sprintf("%s has no %q role; ask an admin to map one of your "+
-		"groups to it in oidc.roles", sp.String(), RoleApprover))
-}
-
 func (s *Server) handleListApprovals(w http.ResponseWriter, r *http.Request, c caller) {
-	if aerr := requireApprover(*c.sponsor); aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	status := r.URL.Query().Get("status")
 	switch status {
 	case "", "pending", "approved", "denied", "expired":
@@ -32,7 +19,7 @@ func (s *Server) handleListApprovals(w http.ResponseWriter, r *http.Request, c c
 			"denied or expired", status)))
 		return
 	}
-	list, err := s.deps.Approvals.ListApprovals(r.Context(), status)
+	list, err := s.deps.Approvals.ListApprovals(r.Context(), *c.sponsor, status)
 	if err != nil {
 		s.serviceError(w, "list approvals", err)
 		return
@@ -44,10 +31,6 @@ func (s *Server) handleListApprovals(w http.ResponseWriter, r *http.Request, c c
 }
 
 func (s *Server) handleGetApproval(w http.ResponseWriter, r *http.Request, c caller) {
-	if aerr := requireApprover(*c.sponsor); aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	a, err := s.deps.Approvals.GetApproval(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.serviceError(w, "get approval", err)
@@ -82,9 +65,6 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, c caller, approv
 // API and the approvals page share it.
 func (s *Server) recordDecision(r *http.Request, by api.Sponsor, id string, approve bool,
 	comment string) (api.Approval, *api.Error) {
-	if aerr := requireApprover(by); aerr != nil {
-		return api.Approval{}, aerr
-	}
 	if len(comment) > maxCommentBytes {
 		return api.Approval{}, errInvalid(fmt.Sprintf("comment is over %d bytes; shorten it", maxCommentBytes))
 	}
@@ -112,19 +92,22 @@ func (s *Server) handleBreakGlass(w http.ResponseWriter, r *http.Request, c call
 		writeError(w, errInvalid("reason must be 10 to 1024 bytes; say why emergency access is needed"))
 		return
 	}
-	ttl, err := time.ParseDuration(req.TTL)
-	if err != nil || ttl <= 0 || ttl > 4*time.Hour {
-		writeError(w, errInvalid(fmt.Sprintf("ttl %q is invalid; give a Go duration up to 4h", req.TTL)))
+	rr, der, aerr := runRequest(req.Agent, []string{req.Grant}, req.Reason, req.TTL, req.CSR)
+	if aerr != nil || req.Grant == "" {
+		if aerr == nil {
+			aerr = errInvalid("grant is empty; name a break-glass grant from policy")
+		}
+		writeError(w, aerr)
 		return
 	}
-	bg, err := s.deps.Runs.BreakGlass(r.Context(), *c.sponsor, req.Reason, req.RunID, ttl)
+	run, err := s.deps.Runs.BreakGlass(r.Context(), *c.sponsor, req.Grant, req.Agent, req.Reason, rr.TTL)
 	if err != nil {
 		s.serviceError(w, "break glass", err)
 		return
 	}
-	s.log.Warn("break-glass access opened", "sponsor", c.sponsor.String(), "run", req.RunID,
-		"expires", bg.ExpiresAt)
-	writeJSON(w, http.StatusCreated, bg)
+	s.log.Warn("break-glass run started", "sponsor", c.sponsor.String(), "run", run.ID,
+		"grant", req.Grant, "expires", run.ExpiresAt)
+	s.replyNewRun(w, r, run, der)
 }
 
 func (s *Server) handleDeactivateSponsor(w http.ResponseWriter, r *http.Request, c caller) {

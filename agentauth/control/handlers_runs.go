@@ -156,9 +156,9 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request, c caller) 
 }
 
 // maySee reports whether a human may read a run: its sponsor, an admin
-// or an approver (who needs the chain to decide).
+// or an auditor.
 func (s *Server) maySee(sp api.Sponsor, run api.Run) bool {
-	return isSponsorOf(sp, run) || hasRole(sp, RoleAdmin) || hasRole(sp, RoleApprover)
+	return isSponsorOf(sp, run) || hasRole(sp, RoleAdmin) || hasRole(sp, RoleAuditor)
 }
 
 func isSponsorOf(sp api.Sponsor, run api.Run) bool {

@@ -49,7 +49,7 @@ func withOP(h *harness) {
 	h.op = testop.Start(h.t)
 	h.op.AddClient(&testop.Client{ID: testClientID, Redirects: []string{"https://client.test/cb"}})
 	h.cfg.OIDC = config.OIDC{Issuer: h.op.Issuer, Audience: testClientID, GroupsClaim: "groups",
-		Roles: map[string]string{"sec-approvers": RoleApprover, "platform-admins": RoleAdmin}}
+		Roles: map[string]string{"auditors": RoleAuditor, "platform-admins": RoleAdmin}}
 }
 
 func newHarness(t *testing.T, opts ...harnessOption) *harness {

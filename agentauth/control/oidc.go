@@ -143,10 +143,11 @@ func mapRoles(roles map[string]string, groups []string) []string {
 
 // The roles that the control API checks.
 const (
-	// RoleAdmin may deactivate sponsors and revoke any run.
+	// RoleAdmin may deactivate sponsors, revoke any run and list all runs.
 	RoleAdmin = "admin"
-	// RoleApprover may approve or deny tool calls.
-	RoleApprover = "approver"
+	// RoleAuditor may read every run. Who may approve a call is decided
+	// by the policy's roles, not by this mapping.
+	RoleAuditor = "auditor"
 )
 
 func hasRole(sp api.Sponsor, role string) bool { return slices.Contains(sp.Roles, role) }

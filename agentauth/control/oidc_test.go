@@ -19,7 +19,7 @@ const redirect = "https://client.test/cb"
 func addPeople(p *testop.Provider) {
 	p.AddUser("alice", testop.User{Subject: "u-alice", Email: "alice@example.org", Groups: []string{"engineering"}})
 	p.AddUser("bob", testop.User{Subject: "u-bob", Email: "bob@example.org", Groups: []string{"sec-approvers"}})
-	p.AddUser("carol", testop.User{Subject: "u-carol", Groups: []string{"platform-admins", "sec-approvers"}})
+	p.AddUser("carol", testop.User{Subject: "u-carol", Groups: []string{"platform-admins", "auditors"}})
 }
 
 func whoami(t *testing.T, h *harness, token string) (int, api.Identity, api.Error) {
@@ -64,8 +64,8 @@ func TestOIDCGroupsMapToRoles(t *testing.T) {
 		roles []string
 	}{
 		{"alice", nil},
-		{"bob", []string{RoleApprover}},
-		{"carol", []string{RoleAdmin, RoleApprover}},
+		{"bob", nil},
+		{"carol", []string{RoleAdmin, RoleAuditor}},
 	} {
 		t.Run(c.user, func(t *testing.T) {
 			_, id, e := whoami(t, h, h.op.Token(t, c.user, testClientID, redirect))
@@ -176,10 +176,11 @@ func TestOIDCProviderDown(t *testing.T) {
 	}
 }
 
-func TestApproverRoleRequired(t *testing.T) {
+func TestApprovalDecisions(t *testing.T) {
 	h := newHarness(t, withOP)
 	addPeople(h.op)
-	h.runs.addApproval(api.Approval{ID: "ap1", RunID: "r1", Tool: "write", Status: "pending"})
+	h.runs.addApproval(api.Approval{ID: "ap1", RunID: "r1", Tool: "write", Status: "pending",
+		Sponsor: api.Sponsor{Issuer: h.op.Issuer, Subject: "u-dave"}})
 	alice := h.op.Token(t, "alice", testClientID, redirect)
 	bob := h.op.Token(t, "bob", testClientID, redirect)
 

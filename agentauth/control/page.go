@@ -98,9 +98,7 @@ func (p *page) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := listView{Sponsor: sess.Sponsor, CSRF: sess.CSRF, Message: r.URL.Query().Get("done")}
-	if aerr := requireApprover(sess.Sponsor); aerr != nil {
-		v.Error = aerr.Message
-	} else if list, err := p.s.deps.Approvals.ListApprovals(r.Context(), "pending"); err != nil {
+	if list, err := p.s.deps.Approvals.ListApprovals(r.Context(), sess.Sponsor, "pending"); err != nil {
 		v.Error = p.s.classify("list approvals", err).Message
 	} else {
 		v.Approvals = list

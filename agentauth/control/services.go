@@ -52,9 +52,9 @@ type Runs interface {
 	ListRuns(ctx context.Context, f RunFilter) ([]api.Run, error)
 	// Revoke stops a run and every run it delegated.
 	Revoke(ctx context.Context, id string, by api.Sponsor, reason string) error
-	// BreakGlass opens time-boxed emergency access for a sponsor.
-	BreakGlass(ctx context.Context, by api.Sponsor, reason string, runID string,
-		ttl time.Duration) (api.BreakGlass, error)
+	// BreakGlass starts a break-glass run holding one grant for the sponsor.
+	BreakGlass(ctx context.Context, by api.Sponsor, grant, agent, reason string,
+		ttl time.Duration) (api.Run, error)
 	// DeactivateSponsor offboards a human and stops every run they sponsored.
 	DeactivateSponsor(ctx context.Context, issuer, subject string, by api.Sponsor,
 		reason string) error
@@ -62,11 +62,14 @@ type Runs interface {
 
 // Approvals is the step-up approval service.
 type Approvals interface {
-	// ListApprovals returns approvals with the given status ("pending" when empty).
-	ListApprovals(ctx context.Context, status string) ([]api.Approval, error)
+	// ListApprovals returns the approvals with the given status ("pending"
+	// when empty) that the viewer may decide or that are on the viewer's
+	// own runs.
+	ListApprovals(ctx context.Context, viewer api.Sponsor, status string) ([]api.Approval, error)
 	// GetApproval returns one approval.
 	GetApproval(ctx context.Context, id string) (api.Approval, error)
-	// Approve records that a human approved the call.
+	// Approve records that a human approved the call. The service decides
+	// who may: the run's sponsor or a member of a policy role.
 	Approve(ctx context.Context, id string, by api.Sponsor, comment string) (api.Approval, error)
 	// Deny records that a human denied the call.
 	Deny(ctx context.Context, id string, by api.Sponsor, comment string) (api.Approval, error)

@@ -129,7 +129,7 @@ func TestSocketOtherUser(t *testing.T) {
 	if id.Sponsor == nil || id.Sponsor.Subject != nobody.Username || id.Sponsor.Issuer != LocalIssuer {
 		t.Errorf("whoami as nobody = %s", out)
 	}
-	if hasRole(*id.Sponsor, RoleAdmin) || hasRole(*id.Sponsor, RoleApprover) {
+	if hasRole(*id.Sponsor, RoleAdmin) || hasRole(*id.Sponsor, RoleAuditor) {
 		t.Errorf("nobody got roles %v; want none", id.Sponsor.Roles)
 	}
 }

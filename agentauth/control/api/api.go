@@ -111,7 +111,12 @@ type Approval struct {
 	Sponsor   Sponsor        `json:"sponsor"`
 	Server    string         `json:"server"`
 	Tool      string         `json:"tool"`
+	Grant     string         `json:"grant,omitempty"`
+	Approver  string         `json:"approver,omitempty"` // "sponsor" or a policy role
 	Arguments map[string]any `json:"arguments,omitempty"`
+	// ArgsDigest is the hex SHA-256 of the exact argument bytes the
+	// approval is bound to.
+	ArgsDigest string `json:"args_digest,omitempty"`
 	Purpose   string         `json:"purpose,omitempty"`
 	Status    string         `json:"status"`
 	CreatedAt time.Time      `json:"created_at"`
@@ -125,23 +130,17 @@ type DecisionRequest struct {
 	Comment string `json:"comment,omitempty"`
 }
 
-// BreakGlassRequest opens time-boxed emergency access for the caller.
+// BreakGlassRequest starts a break-glass run for the calling human: a
+// run holding one break-glass grant, time-boxed and flagged in every
+// decision it produces.
 type BreakGlassRequest struct {
+	Grant  string `json:"grant"`
+	Agent  string `json:"agent"`
 	Reason string `json:"reason"`
-	// TTL is how long the access lasts, as a Go duration ("30m").
-	TTL string `json:"ttl"`
-	// RunID limits the break-glass access to one run; empty means every
-	// run the caller sponsors.
-	RunID string `json:"run_id,omitempty"`
-}
-
-// BreakGlass is an open break-glass window.
-type BreakGlass struct {
-	ID        string    `json:"id"`
-	Sponsor   Sponsor   `json:"sponsor"`
-	RunID     string    `json:"run_id,omitempty"`
-	Reason    string    `json:"reason"`
-	ExpiresAt time.Time `json:"expires_at"`
+	// TTL is how long the run lasts, as a Go duration ("30m"); empty takes
+	// the grant's maximum.
+	TTL string `json:"ttl,omitempty"`
+	CSR string `json:"csr,omitempty"`
 }
 
 // DeactivateSponsorRequest offboards a human: every run they sponsored
