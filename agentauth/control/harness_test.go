@@ -22,6 +22,9 @@ import (
 	"github.com/agentauth/agentauth/agentauth/config"
 	"github.com/agentauth/agentauth/agentauth/control/api"
 	"github.com/agentauth/agentauth/agentauth/control/internal/testop"
+	"github.com/agentauth/agentauth/agentauth/policy"
+	"github.com/agentauth/agentauth/agentauth/runs"
+	"github.com/agentauth/agentauth/agentauth/store"
 	"github.com/agentauth/agentauth/spiffe/ca"
 )
 
@@ -35,6 +38,7 @@ type harness struct {
 	td      spiffeid.TrustDomain
 	ca      *ca.CA
 	runs    *memRuns
+	manager *runs.Manager // set by withManager instead of runs
 	srv     *Server
 	tlsURL  string
 	sock    string
@@ -69,9 +73,14 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatalf("open CA: %v", err)
 	}
-	h.runs = newMemRuns(h.td)
-	deps := Deps{Runs: h.runs, Approvals: h.runs, Signer: h.ca, SVIDs: h.ca, Bundles: h.ca,
-		Now: h.clock}
+	deps := Deps{Signer: h.ca, SVIDs: h.ca, Bundles: h.ca, Now: h.clock}
+	if h.manager != nil {
+		svc := ManagerServices{Manager: h.manager}
+		deps.Runs, deps.Approvals = svc, svc
+	} else {
+		h.runs = newMemRuns(h.td)
+		deps.Runs, deps.Approvals = h.runs, h.runs
+	}
 	if h.op != nil {
 		deps.HTTPClient = h.op.Client
 	}
@@ -248,4 +257,25 @@ func (h *harness) startAgent(t *testing.T, grants ...string) (api.Run, *http.Cli
 		t.Fatalf("exchange: status %d %+v", st, e)
 	}
 	return start.Run, h.tlsClient(agentCert(t, key, &svid))
+}
+
+// withManager serves the control API from a real runs.Manager over a
+// SQLite store, with the given policy.
+func withManager(policyYAML string) harnessOption {
+	return func(h *harness) {
+		p, err := policy.Parse("policy.yaml", []byte(policyYAML))
+		if err != nil {
+			h.t.Fatalf("policy: %v", err)
+		}
+		st, err := store.Open(context.Background(), filepath.Join(h.cfg.StateDir, "agentauth.db"))
+		if err != nil {
+			h.t.Fatalf("store: %v", err)
+		}
+		h.t.Cleanup(func() { st.Close() })
+		h.manager, err = runs.Open(context.Background(), runs.Options{TrustDomain: h.cfg.TrustDomain,
+			Store: st, Policy: p})
+		if err != nil {
+			h.t.Fatalf("runs: %v", err)
+		}
+	}
 }
