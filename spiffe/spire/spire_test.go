@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
+	"github.com/agentauth/agentauth/agentauth/config"
 	"github.com/agentauth/agentauth/internal/testenv"
 	"github.com/agentauth/agentauth/spiffe"
 	"github.com/agentauth/agentauth/spiffe/identity"
@@ -162,18 +164,19 @@ func TestSPIREIssuesRunSVIDsUnderSPIRERoots(t *testing.T) {
 	defer cancel()
 	d := startSPIRE(t, ctx)
 
-	a, err := spire.Open(ctx, spire.Config{
-		WorkloadSocket: d.agentSocket,
-		ServerAddress:  "127.0.0.1:" + d.port,
-		TrustDomain:    spiffeid.RequireTrustDomainFromString(trustDomain),
-		SVIDTTL:        10 * time.Minute,
-		JWTTTL:         5 * time.Minute,
-		SigningTTL:     time.Hour,
-	})
+	// Open the authority the way the gateway does, from its configuration.
+	cfg := config.Default()
+	cfg.TrustDomain = trustDomain
+	cfg.SPIRE.Socket = d.agentSocket
+	cfg.SPIRE.ServerSocket = "127.0.0.1:" + d.port
+	a, err := spiffe.Open(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
+	if _, ok := a.(*spire.Authority); !ok {
+		t.Fatalf("Open returned a %T with spire.socket set", a)
+	}
 
 	own, err := a.GetX509SVID()
 	if err != nil {
@@ -214,6 +217,59 @@ func TestSPIREIssuesRunSVIDsUnderSPIRERoots(t *testing.T) {
 	t.Run("JWT-SVID distributed by SPIRE", func(t *testing.T) {
 		checkJWT(t, ctx, a, d, runID)
 	})
+	t.Run("downstream CA rotation", func(t *testing.T) {
+		checkRotation(t, ctx, d, runID)
+	})
+}
+
+// checkRotation opens a second authority whose downstream CA lives 30 s, so
+// it rotates after 15 s, and checks that SVIDs signed on both sides of the
+// rotation verify against SPIRE's bundle.
+func checkRotation(t *testing.T, ctx context.Context, d *deployment, runID spiffeid.ID) {
+	a, err := spire.Open(ctx, spire.Config{
+		WorkloadSocket: d.agentSocket,
+		ServerAddress:  "127.0.0.1:" + d.port,
+		SVIDTTL:        20 * time.Second,
+		JWTTTL:         10 * time.Second,
+		SigningTTL:     30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	sign := func() []*x509.Certificate {
+		t.Helper()
+		chain, err := a.SignRunCSR(ctx, spiffetest.NewCSR(t, spiffetest.NewKey(t)), runID, time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return chain
+	}
+
+	// The issuer rotates at half of the time between getting the CA and its
+	// expiry; the CA arrived before Open returned, so this is no earlier.
+	opened := time.Now()
+	before := sign()
+	rotateAt := opened.Add(before[1].NotAfter.Sub(opened) / 2)
+	select {
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	case <-time.After(time.Until(rotateAt) + time.Second):
+	}
+	after := sign()
+	if before[1].Equal(after[1]) {
+		t.Fatal("downstream CA did not rotate after half of its lifetime")
+	}
+
+	bundles, err := workloadapi.FetchX509Bundles(ctx, workloadapi.WithAddr("unix://"+d.agentSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, chain := range map[string][]*x509.Certificate{"before": before, "after": after} {
+		if _, _, err := x509svid.Verify(chain, bundles); err != nil {
+			t.Errorf("SVID signed %s the rotation does not verify against SPIRE's bundle: %v", name, err)
+		}
+	}
 }
 
 // checkHandshake runs an mTLS handshake between the gateway's server
@@ -258,7 +314,7 @@ func checkHandshake(t *testing.T, a spiffe.Authority, run *x509svid.SVID) {
 
 // checkJWT mints a JWT-SVID and waits until the SPIRE agent distributes a
 // JWT bundle that validates it, proving the key was published to SPIRE.
-func checkJWT(t *testing.T, ctx context.Context, a *spire.Authority, d *deployment, id spiffeid.ID) {
+func checkJWT(t *testing.T, ctx context.Context, a spiffe.Authority, d *deployment, id spiffeid.ID) {
 	token, err := a.MintJWTSVID(ctx, id, "spiffe://example.org/tools/github", 0)
 	if err != nil {
 		t.Fatal(err)
