@@ -246,8 +246,8 @@ func checkRotation(t *testing.T, ctx context.Context, d *deployment, runID spiff
 		return chain
 	}
 
-	// The issuer rotates at half of the time between getting the CA and its
-	// expiry; the CA arrived before Open returned, so this is no earlier.
+	// The issuer rotates halfway between getting the CA and its expiry. The
+	// CA arrived before Open returned, so this estimate is never too early.
 	opened := time.Now()
 	before := sign()
 	rotateAt := opened.Add(before[1].NotAfter.Sub(opened) / 2)
