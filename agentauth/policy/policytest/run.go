@@ -92,7 +92,7 @@ func checkError(c *Case, err error) string {
 func compare(want Expect, d authz.Decision) string {
 	var diffs []string
 	if string(d.Effect) != want.Effect {
-		diffs = append(diffs, fmt.Sprintf("effect %s, want %s", d.Effect, want.Effect))
+		diffs = append(diffs, fmt.Sprintf("effect %s (reason %s), want %s", d.Effect, d.Reason, want.Effect))
 	}
 	if want.Reason != "" && string(d.Reason) != want.Reason {
 		diffs = append(diffs, fmt.Sprintf("reason %s, want %s", d.Reason, want.Reason))
