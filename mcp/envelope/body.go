@@ -8,9 +8,9 @@ import (
 )
 
 // ReadBody reads a request body of at most limit bytes after decoding.
-// contentEncoding is the request's Content-Encoding header: empty or
-// "identity" reads the body as is, "gzip" inflates it under the same limit
-// (so a small compressed body cannot expand past it), and anything else,
+// contentEncoding is the request's Content-Encoding header. Empty or
+// "identity" reads the body as is. "gzip" inflates it under the same limit,
+// so a small compressed body cannot expand past it. Anything else,
 // including a list of codings, is rejected with [KindCompressed].
 func ReadBody(body io.Reader, contentEncoding string, limit int64) ([]byte, error) {
 	switch strings.ToLower(strings.TrimSpace(contentEncoding)) {

@@ -249,3 +249,11 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+func TestEncodeRejectsInvalidUTF8Name(t *testing.T) {
+	m := decode(t, typicalCall)
+	m.Name = "files__\xff"
+	if out, err := m.Encode(); err == nil {
+		t.Fatalf("Encode wrote %s for a name with invalid UTF-8", out)
+	}
+}

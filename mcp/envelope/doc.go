@@ -1,5 +1,5 @@
 // Package envelope decodes the JSON-RPC envelope of an MCP message from
-// untrusted bytes, strictly, before any lenient decoder sees them.
+// untrusted bytes, strictly, before any lenient decoder reads them.
 //
 // encoding/json, which mcp-go v1.2.1 uses, matches object keys without
 // regard to case and keeps the last of two duplicate keys, so a body such

@@ -115,8 +115,10 @@ func (a *CompletionArgument) encode() []byte {
 	return buf.Bytes()
 }
 
-// writeString writes prefix and s as a JSON string. The string comes from
-// a decoded body, so it is valid UTF-8 and quoting cannot fail.
+// writeString writes prefix and s as a JSON string. Quoting fails only on
+// invalid UTF-8, which no decoded field contains. A caller's invalid string
+// falls back to strconv.Quote, whose \x escapes Encode's validity check
+// then rejects.
 func writeString(buf *bytes.Buffer, prefix, s string) {
 	buf.WriteString(prefix)
 	q, err := jsontext.AppendQuote(nil, s)

@@ -7,11 +7,10 @@ import (
 )
 
 // CheckHeaders compares the Mcp-Method and Mcp-Name headers of a Streamable
-// HTTP POST with the decoded body. Protocol version 2026-07-28 (named in
-// Mcp-Protocol-Version) requires Mcp-Method on every request and
-// notification, and Mcp-Name on tools/call and prompts/get (params.name) and
-// resources/read (params.uri); a Mcp-Name value may be wrapped as
-// "=?base64?…?=". For every version, a header that is present must match
+// HTTP POST with the decoded body. When Mcp-Protocol-Version is 2026-07-28
+// or later, Mcp-Method is required on every request and notification, and
+// Mcp-Name on tools/call and prompts/get (params.name) and resources/read
+// (params.uri). A Mcp-Name value may be wrapped as "=?base64?…?=". For every version, a header that is present must match
 // the body, so a proxy routing on headers and the gateway reading the body
 // cannot see two different calls.
 func CheckHeaders(m *Message, header http.Header) error {

@@ -2,7 +2,7 @@ package envelope
 
 import "encoding/json"
 
-// Type tells a request, a notification and a response apart.
+// Type distinguishes a request, a notification and a response.
 type Type int
 
 // The three shapes of a JSON-RPC message.

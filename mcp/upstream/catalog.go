@@ -26,7 +26,7 @@ type Tool struct {
 	Definition mcp.Tool
 	Status     PinStatus
 	Digest     string
-	Reason     string // why the tool is quarantined
+	Reason     string // quarantine reason, empty unless quarantined
 }
 
 // Prompt is one upstream prompt; Definition.Name is namespaced.

@@ -74,13 +74,13 @@ func (c *conn) start() (*session, error) {
 		return nil, err
 	}
 
-	c.mu.Lock()
-	c.sess, c.catalog = s, cat
-	c.mu.Unlock()
 	attrs := []any{"tools", len(cat.tools)}
 	if s.proc != nil {
 		attrs = append(attrs, "pid", s.proc.cmd.Process.Pid)
 	}
+	c.mu.Lock()
+	c.sess, c.catalog = s, cat
+	c.mu.Unlock()
 	c.log.Info("upstream server up", attrs...)
 	c.set.changed(Change{Server: c.cfg.Name, Kind: "server"})
 	return s, nil

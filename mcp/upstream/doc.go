@@ -4,7 +4,7 @@
 // A [Set] starts every configured server: a stdio server is a child process
 // that the Set supervises and restarts with bounded exponential backoff, an
 // HTTP server is reached over Streamable HTTP, with the gateway's own SVID
-// when the server asks for mTLS and with the configured headers. One failing
+// when the server is configured with mtls and with the configured headers. One failing
 // server never takes the others down: while it is down its tools, prompts
 // and resources leave the catalog and calls to it fail with
 // [ErrUnavailable].

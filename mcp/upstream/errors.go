@@ -22,7 +22,7 @@ var (
 )
 
 // Reason returns the decision reason for an error from a call, or "" when
-// the error is none of this package's (the server itself failed the call).
+// err is not one of this package's errors (the server itself failed the call).
 func Reason(err error) authz.Reason {
 	switch {
 	case errors.Is(err, ErrUnavailable):

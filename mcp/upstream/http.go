@@ -10,7 +10,7 @@ import (
 )
 
 // newHTTPTransport returns a Streamable HTTP transport to the server, with
-// the gateway's SVID when the server asks for mTLS and with the configured
+// the gateway's SVID when the server is configured with mtls and with the configured
 // headers on every request.
 func newHTTPTransport(s config.Server, opts *Options) (transport.Interface, error) {
 	hc := &http.Client{}

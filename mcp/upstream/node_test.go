@@ -95,3 +95,27 @@ func TestNodeEnvironmentIsNotInherited(t *testing.T) {
 		t.Errorf("server environment: %s", got)
 	}
 }
+
+func TestNodeElicitationRelayed(t *testing.T) {
+	var seenRun any
+	s := newSet(t, []config.Server{nodeServer(t, "everything", "mcp-server-everything")}, Options{
+		Elicitation: func(ctx context.Context, server string, r mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+			seenRun = ctx.Value(runKey{})
+			return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionDecline}}, nil
+		},
+	})
+	if _, ok := s.Tool("everything__trigger-elicitation-request"); !ok {
+		t.Fatal("server-everything does not list trigger-elicitation-request although elicitation is declared")
+	}
+	ctx := context.WithValue(callCtx(t), runKey{}, "run-2")
+	res, err := s.CallTool(ctx, Request{Server: "everything", Name: "trigger-elicitation-request", Arguments: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatalf("CallTool: %v", err)
+	}
+	if got := resultText(t, res); !strings.Contains(strings.ToLower(got), "decline") {
+		t.Errorf("result %q does not report the declined elicitation", got)
+	}
+	if seenRun != "run-2" {
+		t.Errorf("elicitation handler saw run %v, want the calling run-2", seenRun)
+	}
+}

@@ -42,17 +42,17 @@ type Options struct {
 	// notifications/resources/updated with the URI already namespaced.
 	OnNotification func(server string, n mcp.JSONRPCNotification)
 
-	// Sampling and Elicitation answer requests a server sends to the
+	// Sampling and Elicitation handle requests a server sends to the
 	// client side. ctx is the context of the tool call that caused the
 	// request. When nil, the capability is not declared.
 	Sampling    func(ctx context.Context, server string, r mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
 	Elicitation func(ctx context.Context, server string, r mcp.ElicitationRequest) (*mcp.ElicitationResult, error)
-	// Roots answers roots/list. When nil, roots are not declared, so a
+	// Roots handles roots/list. When nil, roots are not declared, so a
 	// server such as server-filesystem keeps its configured directories.
 	Roots func(ctx context.Context, server string) (*mcp.ListRootsResult, error)
 }
 
-// Change tells what part of the catalog changed, and on which server.
+// Change describes which part of the catalog changed, and on which server.
 type Change struct {
 	Server string
 	// Kind is "tools", "prompts", "resources" or "server" (the server went

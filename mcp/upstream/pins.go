@@ -59,7 +59,7 @@ type Pin struct {
 	// accepted; SeenDigest is the digest of the definition listed last.
 	Digest     string
 	SeenDigest string
-	// Reason says why a tool is quarantined.
+	// Reason is the quarantine reason, empty unless quarantined.
 	Reason    string
 	UpdatedAt time.Time
 }

@@ -12,7 +12,7 @@ import (
 type inflight struct {
 	id uint64
 	// ctx is the caller's context, kept so that a request the server sends
-	// back during the call is answered in the caller's name.
+	// back during the call is handled in the caller's name.
 	ctx         context.Context
 	token       mcp.ProgressToken // unique token sent upstream
 	callerToken mcp.ProgressToken // the caller's token, restored on relay
@@ -54,7 +54,7 @@ func (ic *inflightCalls) byToken(token string) *inflight {
 }
 
 // attribute returns the call a server request belongs to: the call carried
-// by ctx (a multi round-trip request is answered on the call's context), or
+// by ctx (a multi round-trip request is handled on the call's context), or
 // the only call in flight. With none or several it returns nil, since
 // answering in the wrong caller's name would leak across runs.
 func (ic *inflightCalls) attribute(ctx context.Context) *inflight {

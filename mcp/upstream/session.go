@@ -19,13 +19,14 @@ type session struct {
 	done   chan struct{}
 	cancel context.CancelFunc
 	once   sync.Once
-	why    error
+	// failure is the first error that ended the session.
+	failure error
 }
 
 // fail ends the session once, recording why.
 func (s *session) fail(err error) {
 	s.once.Do(func() {
-		s.why = err
+		s.failure = err
 		close(s.done)
 	})
 }
@@ -40,7 +41,7 @@ func (s *session) reason() error {
 		default:
 		}
 	}
-	return s.why
+	return s.failure
 }
 
 // close stops the client and, for stdio, the process. A server whose line

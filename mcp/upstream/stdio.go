@@ -21,15 +21,15 @@ import (
 var ErrLineTooLong = errors.New("upstream: stdio message line over the limit")
 
 // inheritedEnv lists the variables a stdio server inherits from the
-// gateway; the rest of its environment comes from the server's env
-// configuration, so gateway secrets never leak into tool servers.
+// gateway. The rest of its environment comes from the server's env
+// configuration, so no other gateway variable reaches a tool server.
 var inheritedEnv = []string{"HOME", "LANG", "LC_ALL", "LOGNAME", "PATH", "SHELL", "TERM", "TMPDIR", "TZ", "USER"}
 
 // process is a running stdio server.
 type process struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when its stdout ends
-	end  error         // why stdout ended; read after done
+	end  error         // the error that ended stdout; read after done
 	once sync.Once
 }
 
@@ -140,8 +140,8 @@ func (l *lineLimiter) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// logStderr logs each stderr line of a server at debug level, cut to 1 KiB,
-// and keeps draining so that a full pipe never blocks the server.
+// logStderr logs each stderr line of a server at debug level, cut to 1 KiB.
+// It reads until the pipe closes, so the server never blocks on a full pipe.
 func logStderr(r io.Reader, logger *slog.Logger) {
 	br := bufio.NewReaderSize(r, 4096)
 	for {
