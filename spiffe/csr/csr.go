@@ -2,7 +2,8 @@
 // runs send for their X.509-SVIDs. The run generates its key pair and sends
 // only a CSR, so the gateway never holds a run's private key. Check accepts
 // a CSR only when it proves possession of an ECDSA P-256 key and claims no
-// identity other than the one the gateway assigned to the run.
+// identity other than the one the gateway assigned to the run. DecodePEM
+// reads a CSR sent as PEM, and Create makes the CSR an agent sends.
 package csr
 
 import (
