@@ -279,3 +279,4 @@ func withManager(policyYAML string) harnessOption {
 		}
 	}
 }
+

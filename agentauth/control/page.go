@@ -70,6 +70,9 @@ func (p *page) tlsOnly(h http.HandlerFunc) http.HandlerFunc {
 		w.Header().Set("Content-Security-Policy",
 			"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 		w.Header().Set("Cache-Control", "no-store")
+		// same-origin, not no-referrer: with no-referrer browsers send
+		// "Origin: null" on form posts, which sameOrigin rejects.
+		w.Header().Set("Referrer-Policy", "same-origin")
 		h(w, r)
 	}
 }
@@ -116,6 +119,9 @@ func (p *page) render(w http.ResponseWriter, name string, v any) {
 // sameOrigin rejects a cross-site form post by its Origin header; the CSRF
 // token is the main defence, this a second one.
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		return false
+	}
 	o := r.Header.Get("Origin")
 	if o == "" || o == "null" {
 		return o == ""
