@@ -29,7 +29,10 @@
 // upstream_tool_pins. The first definition seen is accepted (trust on first
 // use, logged). A later, different definition marks the tool "changed" and
 // [Set.CallTool] fails with [ErrDefinitionChanged] until an operator runs
-// [Pins.Accept] (the CLI `agentauth tools accept`).
+// [Pins.Accept] (the CLI `agentauth tools accept`, from another process on
+// the same database file). The Set reads the pin table every
+// Options.PinPoll (2s by default), so the catalog shows such a tool
+// accepted again, and Options.OnChange runs, within that interval.
 //
 // # API used by the gateway
 //

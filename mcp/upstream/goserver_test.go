@@ -161,8 +161,9 @@ func TestDefinitionChange(t *testing.T) {
 	if err := os.WriteFile(desc, []byte("echoes its raw arguments"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	dbPath := filepath.Join(t.TempDir(), "agentauth.db")
 	s := newSet(t, []config.Server{goServer(t, "test", map[string]string{"DESC_FILE": desc})},
-		Options{RestartMin: 50 * time.Millisecond})
+		Options{RestartMin: 50 * time.Millisecond, PinPoll: 50 * time.Millisecond, DB: reopenDB(t, dbPath)})
 	args := Request{Server: "test", Name: "echo_raw", Arguments: json.RawMessage(`{}`)}
 	if _, err := s.CallTool(callCtx(t), args); err != nil {
 		t.Fatalf("call before change: %v", err)
@@ -189,9 +190,19 @@ func TestDefinitionChange(t *testing.T) {
 		t.Fatalf("call after change: %v, want ErrDefinitionChanged", err)
 	}
 
-	if err := s.Pins().Accept(callCtx(t), "test", "echo_raw"); err != nil {
+	// An operator accepts from another process: a second handle on the
+	// same database file, as `agentauth tools accept` opens.
+	other, err := OpenPins(callCtx(t), reopenDB(t, dbPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Accept(callCtx(t), "test", "echo_raw"); err != nil {
 		t.Fatalf("Accept: %v", err)
 	}
+	waitFor(t, "the catalog to show the tool accepted", func() bool {
+		tool, _ := s.Tool("test__echo_raw")
+		return tool.Status == StatusAccepted
+	})
 	if _, err := s.CallTool(callCtx(t), args); err != nil {
 		t.Fatalf("call after accept: %v", err)
 	}

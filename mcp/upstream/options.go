@@ -32,6 +32,9 @@ type Options struct {
 	// StartTimeout bounds starting one server and listing its catalog
 	// (default 30s).
 	StartTimeout time.Duration
+	// PinPoll is how often the pin table is read for changed tools that an
+	// operator accepted from another process (default 2s).
+	PinPoll time.Duration
 
 	// OnChange runs, off the caller's path, after the merged catalog
 	// changed: a list_changed notification, or a server going down or
@@ -72,6 +75,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.RestartMax <= 0 {
 		o.RestartMax = 30 * time.Second
+	}
+	if o.PinPoll <= 0 {
+		o.PinPoll = 2 * time.Second
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 30 * time.Second

@@ -50,6 +50,7 @@ func New(ctx context.Context, servers []config.Server, opts Options) (*Set, erro
 		opts.Logger.Info("upstream server starting", "server", cfg.Name, "transport", transportName(cfg))
 		go c.run()
 	}
+	go s.watchPins()
 	for _, name := range s.order {
 		select {
 		case <-s.conns[name].started:

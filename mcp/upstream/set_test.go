@@ -20,7 +20,13 @@ import (
 
 func openDB(t testing.TB) *sql.DB {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "agentauth.db")
+	return reopenDB(t, filepath.Join(t.TempDir(), "agentauth.db"))
+}
+
+// reopenDB opens a handle on the SQLite file at path, with WAL and a busy
+// timeout as the gateway and the CLI open it.
+func reopenDB(t testing.TB, path string) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
