@@ -33,5 +33,7 @@
 // without restarting. identity.PeerIDFromRequest reads a verified peer's
 // SPIFFE ID, identity.ValidateJWTSVID checks a JWT-SVID (an empty expected
 // audience is an error), and RenewRunCSR renews a run's SVID for the
-// identity its current SVID proves.
+// identity its current SVID proves. On the agent side, package
+// spiffe/runsvid keeps a run's SVID renewed from a key that never leaves
+// the agent.
 package spiffe
