@@ -17,6 +17,8 @@ const MaxJWTLength = 8 << 10
 // the audience check when given no audience, it rejects an empty audience.
 // It also rejects a token that names more than one audience, because a
 // JWT-SVID that agentauth accepts is meant for exactly one recipient.
+// Expiry and not-before are checked with go-jose's one-minute leeway for
+// clock skew.
 func ValidateJWTSVID(token string, bundles jwtbundle.Source, audience string) (*jwtsvid.SVID, error) {
 	switch {
 	case audience == "":
