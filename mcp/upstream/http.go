@@ -24,6 +24,9 @@ func newHTTPTransport(s config.Server, opts *Options) (transport.Interface, erro
 		}
 		hc.Transport = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
 	}
+	// NOTE: an HTTP server is only noticed down when a call fails at the
+	// transport level; there is no probe while it is idle, so its tools stay
+	// in the catalog until then.
 	tr, err := transport.NewStreamableHTTP(s.URL,
 		transport.WithHTTPBasicClient(hc),
 		transport.WithHTTPHeaders(s.Headers))

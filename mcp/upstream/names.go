@@ -11,7 +11,8 @@ const nameSeparator = "__"
 // uriScheme starts every namespaced resource URI.
 const uriScheme = "agentauth://"
 
-// maxToolName is the longest tool name MCP allows (2025-11-25 schema).
+// maxToolName is the longest tool name the MCP 2025-11-25 specification
+// recommends; it also limits the name to [A-Za-z0-9_.-].
 const maxToolName = 128
 
 // JoinName returns the name under which the gateway exposes the tool or
