@@ -39,6 +39,12 @@ type Authority interface {
 	// but never after notAfter, the run's expiry.
 	SignRunCSR(ctx context.Context, csrDER []byte, id spiffeid.ID, notAfter time.Time) ([]*x509.Certificate, error)
 
+	// SignToolCSR signs an X.509-SVID for the tool server named server,
+	// spiffe://<td>/tools/<server>, from a CSR with the same checks, living
+	// for the configured SVID TTL. Tool servers that call the gateway back
+	// present it.
+	SignToolCSR(ctx context.Context, csrDER []byte, server string) ([]*x509.Certificate, error)
+
 	// MintJWTSVID mints an ES256 JWT-SVID for id with exactly one
 	// audience, living ttl capped at the configured JWT TTL (zero or less
 	// means that TTL).

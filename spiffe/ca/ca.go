@@ -231,6 +231,18 @@ func (c *CA) SignRunCSR(ctx context.Context, csrDER []byte, id spiffeid.ID, notA
 	return c.issuer.SignCSR(ctx, csrDER, id, notAfter)
 }
 
+// SignToolCSR signs an X.509-SVID for the tool server named server,
+// spiffe://<td>/tools/<server>, from a CSR (see csr.Check), living for the
+// configured SVID TTL. A tool server that calls the gateway back presents
+// it; runsvid.Source keeps it renewed.
+func (c *CA) SignToolCSR(ctx context.Context, csrDER []byte, server string) ([]*x509.Certificate, error) {
+	id, err := identity.ToolID(c.cfg.TrustDomain, server)
+	if err != nil {
+		return nil, err
+	}
+	return c.issuer.SignCSR(ctx, csrDER, id, time.Time{})
+}
+
 // MintJWTSVID mints an ES256 JWT-SVID for id (any workload of the trust
 // domain) with one audience, valid for ttl capped at the configured JWT
 // TTL (zero means that TTL).

@@ -304,3 +304,27 @@ func TestSigningCARotationKeepsOlderSVIDsVerifying(t *testing.T) {
 		}
 	}
 }
+
+func TestSignToolCSR(t *testing.T) {
+	c := open(t, config(t.TempDir(), nil))
+	chain, err := c.SignToolCSR(context.Background(), spiffetest.NewCSR(t, spiffetest.NewKey(t)), "github")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := x509svid.Verify(chain, c)
+	if err != nil || id.String() != "spiffe://example.org/tools/github" {
+		t.Fatalf("tool SVID names %s: %v", id, err)
+	}
+	claimsRun := spiffetest.NewCSR(t, spiffetest.NewKey(t), mustRunID(t).URL())
+	for name, tc := range map[string]struct {
+		csr    []byte
+		server string
+	}{
+		"bad server name":          {spiffetest.NewCSR(t, spiffetest.NewKey(t)), "../agentauth/gateway"},
+		"CSR claiming another one": {claimsRun, "github"},
+	} {
+		if _, err := c.SignToolCSR(context.Background(), tc.csr, tc.server); err == nil {
+			t.Errorf("%s: SignToolCSR signed it", name)
+		}
+	}
+}

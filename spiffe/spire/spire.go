@@ -312,6 +312,16 @@ func (a *Authority) SignRunCSR(ctx context.Context, csrDER []byte, id spiffeid.I
 	return a.issuer.SignCSR(ctx, csrDER, id, notAfter)
 }
 
+// SignToolCSR signs an X.509-SVID for the tool server named server under
+// the downstream CA. See the spiffe.Authority interface for the contract.
+func (a *Authority) SignToolCSR(ctx context.Context, csrDER []byte, server string) ([]*x509.Certificate, error) {
+	id, err := identity.ToolID(a.td, server)
+	if err != nil {
+		return nil, err
+	}
+	return a.issuer.SignCSR(ctx, csrDER, id, time.Time{})
+}
+
 // MintJWTSVID mints a JWT-SVID with the gateway's published JWT key.
 func (a *Authority) MintJWTSVID(ctx context.Context, id spiffeid.ID, audience string, ttl time.Duration) (string, error) {
 	return a.issuer.MintJWTSVID(ctx, id, audience, ttl)
