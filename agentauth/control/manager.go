@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -16,6 +17,9 @@ import (
 // with s := control.ManagerServices{Manager: m}.
 type ManagerServices struct {
 	Manager *runs.Manager
+	// Arguments returns the exact argument JSON of a pending approval's
+	// call, so the approvals page can show it; nil shows only the digest.
+	Arguments func(approvalID string) json.RawMessage
 }
 
 var (
@@ -179,8 +183,12 @@ func (s ManagerServices) fromApproval(ctx context.Context, a runs.Approval) api.
 		d := fromRunsSponsor(*a.DecidedBy)
 		out.DecidedBy = &d
 	}
-	// NOTE: runs keeps only a digest of the arguments, so the page shows
-	// the digest; the purpose and chain come from the run.
+	if s.Arguments != nil {
+		var args map[string]any
+		if raw := s.Arguments(a.ID); raw != nil && json.Unmarshal(raw, &args) == nil {
+			out.Arguments = args
+		}
+	}
 	if r, err := s.GetRun(ctx, a.RunID); err == nil {
 		out.Chain, out.Purpose = r.Chain, r.Purpose
 	}
