@@ -45,6 +45,8 @@
 //	func (s *Set) GetPrompt(ctx context.Context, r Request) (*mcp.GetPromptResult, error)
 //	func (s *Set) ReadResource(ctx context.Context, r Request) (*mcp.ReadResourceResult, error)
 //	func (s *Set) Complete(ctx context.Context, r Request, p mcp.CompleteParams) (*mcp.CompleteResult, error)
+//	func (s *Set) Subscribe(ctx context.Context, r Request) error   // and Unsubscribe
+//	func (s *Set) Pins() *Pins                // List, Accept, AcceptAll
 //	func Reason(err error) authz.Reason       // upstream_unavailable, tool_definition_changed, ...
 //
 // A [Request] names the server and the upstream (not namespaced) tool,

@@ -119,3 +119,35 @@ func TestNodeElicitationRelayed(t *testing.T) {
 		t.Errorf("elicitation handler saw run %v, want the calling run-2", seenRun)
 	}
 }
+
+func TestNodeSubscriptionRelaysUpdates(t *testing.T) {
+	updates := make(chan string, 16)
+	s := newSet(t, []config.Server{nodeServer(t, "everything", "mcp-server-everything")}, Options{
+		OnNotification: func(server string, n mcp.JSONRPCNotification) {
+			if n.Method == mcp.MethodNotificationResourceUpdated {
+				uri, _ := n.Params.AdditionalFields["uri"].(string)
+				updates <- server + " " + uri
+			}
+		},
+	})
+	uri := s.Catalog().Resources[0].UpstreamURI
+	ctx := callCtx(t)
+	if err := s.Subscribe(ctx, Request{Server: "everything", Name: uri}); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if _, err := s.CallTool(ctx, Request{Server: "everything", Name: "toggle-subscriber-updates", Arguments: json.RawMessage(`{}`)}); err != nil {
+		t.Fatalf("toggle-subscriber-updates: %v", err)
+	}
+	want := "everything " + JoinURI("everything", uri)
+	select {
+	case got := <-updates:
+		if got != want {
+			t.Errorf("update = %q, want %q", got, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("no notifications/resources/updated within 30s")
+	}
+	if err := s.Unsubscribe(ctx, Request{Server: "everything", Name: uri}); err != nil {
+		t.Errorf("Unsubscribe: %v", err)
+	}
+}

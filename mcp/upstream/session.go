@@ -17,6 +17,8 @@ type session struct {
 	client *client.Client
 	proc   *process // nil for HTTP
 	done   chan struct{}
+	// ctx lives as long as the session; streams it opens use it.
+	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
 	// failure is the first error that ended the session.
@@ -75,7 +77,7 @@ func (c *conn) open(ctx context.Context) (*session, error) {
 	}
 
 	sessCtx, cancel := context.WithCancel(c.set.ctx)
-	s := &session{proc: proc, done: make(chan struct{}), cancel: cancel}
+	s := &session{proc: proc, done: make(chan struct{}), ctx: sessCtx, cancel: cancel}
 	s.client = client.NewClient(tr, c.clientOptions()...)
 	if proc != nil {
 		go func() {
