@@ -213,8 +213,8 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 	g.MCP = mcpGateway
 
 	g.Control, err = control.New(cfg, control.Deps{
-		Runs:      &runService{m: g.Runs},
-		Approvals: &runService{m: g.Runs},
+		Runs:      control.ManagerServices{Manager: g.Runs},
+		Approvals: control.ManagerServices{Manager: g.Runs},
 		Signer:    g.Authority,
 		SVIDs:     g.Authority,
 		Bundles:   g.Authority,
