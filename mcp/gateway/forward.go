@@ -238,7 +238,13 @@ func (g *Gateway) recordOutcome(ctx context.Context, a *admitted, toolError bool
 	default:
 		rec.Outcome = "ok"
 	}
-	if aerr := g.opts.Auditor.AppendOutcome(ctx, rec); aerr != nil {
-		g.opts.Logger.Error("audit outcome not recorded", "txn", a.txn, "error", aerr)
-	}
+	// The decision is already committed; the outcome is written off the
+	// response path, and Serve waits for it on shutdown.
+	g.outcomes.Add(1)
+	go func() {
+		defer g.outcomes.Done()
+		if aerr := g.opts.Auditor.AppendOutcome(context.WithoutCancel(ctx), rec); aerr != nil {
+			g.opts.Logger.Error("audit outcome not recorded", "txn", a.txn, "error", aerr)
+		}
+	}()
 }

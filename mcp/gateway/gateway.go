@@ -60,6 +60,8 @@ type Gateway struct {
 	verifier *txntoken.Verifier
 	prop     propagation.TextMapPropagator
 
+	outcomes sync.WaitGroup // outcome records being written
+
 	mu    sync.RWMutex
 	tools map[string]upstream.Tool // exposed name -> tool, including quarantined
 }
@@ -143,6 +145,9 @@ func ToolServerID(td spiffeid.TrustDomain, server string) spiffeid.ID {
 // MCPServer returns the mcp-go server behind the gateway, for relaying
 // server-to-client requests (sampling, elicitation, roots).
 func (g *Gateway) MCPServer() *server.MCPServer { return g.mcp }
+
+// Flush waits until every outcome record handed to the Auditor is written.
+func (g *Gateway) Flush() { g.outcomes.Wait() }
 
 // ActiveSessions returns how many session ids are bound to callers.
 func (g *Gateway) ActiveSessions() int { return g.sessions.count() }

@@ -105,6 +105,7 @@ func TestAuditDecisionBeforeForwardAndOutcomeAfter(t *testing.T) {
 	if _, err := c.CallTool(context.Background(), callReq("calc__add", `{"a":1}`)); err != nil {
 		t.Fatal(err)
 	}
+	h.gw.Flush()
 	h.audit.mu.Lock()
 	defer h.audit.mu.Unlock()
 	if len(h.audit.decisions) != 1 || len(h.audit.outcomes) != 1 {

@@ -43,5 +43,6 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Con
 	g.http.CloseSessions(sctx)
 	err := srv.Shutdown(sctx)
 	<-done
+	g.Flush()
 	return err
 }

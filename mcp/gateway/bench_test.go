@@ -1,0 +1,208 @@
+package gateway
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	_ "modernc.org/sqlite"
+
+	"github.com/agentauth/agentauth/agentauth/audit"
+	"github.com/agentauth/agentauth/agentauth/authz"
+	"github.com/agentauth/agentauth/agentauth/config"
+	"github.com/agentauth/agentauth/mcp/txntoken"
+	"github.com/agentauth/agentauth/mcp/upstream"
+)
+
+// benchAuthorizer grants run A every tool of the bench server.
+type benchAuthorizer struct{}
+
+func (benchAuthorizer) Visible(_ context.Context, run string, t authz.Target) bool {
+	return run == runA && t.Server == "bench"
+}
+
+func (benchAuthorizer) Authorize(_ context.Context, r authz.Request) authz.Decision {
+	d := authz.Decision{Effect: authz.Deny, Reason: authz.ReasonToolNotGranted, SponsorSubject: "alice",
+		Chain: []authz.Hop{{RunID: r.RunID, Agent: "researcher", SPIFFEID: runID(r.RunID)}}}
+	if r.RunID == runA && r.Target.Server == "bench" {
+		d.Effect, d.Reason, d.GrantID = authz.Allow, authz.ReasonGranted, "bench"
+	}
+	return d
+}
+
+// benchToolServer serves one fast "echo" tool over Streamable HTTP.
+func benchToolServer(b *testing.B) string {
+	srv := server.NewMCPServer("bench", "1")
+	srv.AddTool(mcp.NewToolWithRawSchema("echo", "echo", json.RawMessage(`{"type":"object"}`)),
+		func(_ context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("ok"), nil
+		})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := &http.Server{Handler: server.NewStreamableHTTPServer(srv)}
+	go func() { _ = hs.Serve(ln) }()
+	b.Cleanup(func() { _ = hs.Close() })
+	return "http://" + ln.Addr().String() + "/mcp"
+}
+
+// benchStack is a tool server and a gateway in front of it with mTLS,
+// authorization, the SQLite audit log and tracing on.
+func benchStack(b *testing.B, memAudit bool) (direct, through *client.Client) {
+	toolURL := benchToolServer(b)
+	db, err := sql.Open("sqlite", filepath.Join(b.TempDir(), "pins.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	set, err := upstream.New(context.Background(), []config.Server{{Name: "bench", URL: toolURL}}, upstream.Options{DB: db})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = set.Close() })
+	log, err := audit.Open(filepath.Join(b.TempDir(), "audit.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = log.Close() })
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tokens, _ := txntoken.NewIssuer(GatewayID(td).String(), time.Minute)
+	ca := newTestCA(b)
+	var auditor Auditor = AuditLog(log)
+	if memAudit {
+		auditor = &memAuditor{}
+	}
+	gw, err := New(Options{TrustDomain: td, Authorizer: benchAuthorizer{}, Auditor: auditor,
+		Upstream: set, Tokens: tokens, Tracer: tp.Tracer("bench")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = gw.Serve(ctx, ln, ca.serverTLS(b), time.Second); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+
+	direct = benchClient(b, toolURL, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}})
+	through = benchClient(b, "https://"+ln.Addr().String()+Path, ca.httpClient(b, runID(runA)))
+	return direct, through
+}
+
+func benchClient(b *testing.B, url string, hc *http.Client) *client.Client {
+	if tr, ok := hc.Transport.(*http.Transport); ok {
+		tr.MaxIdleConnsPerHost = 64
+	}
+	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPBasicClient(hc))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := client.NewClient(tr)
+	ctx := context.Background()
+	if err := c.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	req.Params.ClientInfo = mcp.Implementation{Name: "bench", Version: "1"}
+	if _, err := c.Initialize(ctx, req); err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+func benchCall(b *testing.B, c *client.Client, name string) {
+	var r mcp.CallToolRequest
+	r.Params.Name = name
+	r.Params.Arguments = json.RawMessage(`{"message":"hi"}`)
+	res, err := c.CallTool(context.Background(), r)
+	if err != nil || res.IsError {
+		b.Fatalf("call %s: %v", name, err)
+	}
+}
+
+// BenchmarkGatewayOverhead times calls to the tool server directly and
+// through the gateway, interleaved so both see the same machine load,
+// and reports the latency the gateway adds at p50 and p99.
+func BenchmarkGatewayOverhead(b *testing.B) {
+	b.Run("sqlite-audit", func(b *testing.B) { benchOverhead(b, false) })
+	b.Run("memory-audit", func(b *testing.B) { benchOverhead(b, true) })
+}
+
+func benchOverhead(b *testing.B, memAudit bool) {
+	direct, through := benchStack(b, memAudit)
+	for range 200 {
+		benchCall(b, direct, "echo")
+		benchCall(b, through, "bench__echo")
+	}
+	d := make([]time.Duration, 0, b.N)
+	g := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		benchCall(b, direct, "echo")
+		t1 := time.Now()
+		benchCall(b, through, "bench__echo")
+		d, g = append(d, t1.Sub(t0)), append(g, time.Since(t1))
+	}
+	b.StopTimer()
+	slices.Sort(d)
+	slices.Sort(g)
+	p := func(s []time.Duration, q float64) float64 { return float64(s[int(q*float64(len(s)-1))].Microseconds()) }
+	b.ReportMetric(p(d, .5), "direct-p50-µs")
+	b.ReportMetric(p(d, .99), "direct-p99-µs")
+	b.ReportMetric(p(g, .5), "gateway-p50-µs")
+	b.ReportMetric(p(g, .99), "gateway-p99-µs")
+	b.ReportMetric(p(g, .5)-p(d, .5), "added-p50-µs")
+	b.ReportMetric(p(g, .99)-p(d, .99), "added-p99-µs")
+}
+
+// BenchmarkGatewayThroughput runs 8 concurrent callers for a fixed time
+// against the tool server directly and through the gateway, and reports
+// both rates and their ratio.
+func BenchmarkGatewayThroughput(b *testing.B) {
+	direct, through := benchStack(b, false)
+	const window = 2 * time.Second
+	rate := func(c *client.Client, name string) float64 {
+		var mu sync.Mutex
+		total := 0
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(window)
+		for range 8 {
+			wg.Go(func() {
+				n := 0
+				for time.Now().Before(deadline) {
+					benchCall(b, c, name)
+					n++
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		return float64(total) / window.Seconds()
+	}
+	for range b.N {
+		dr := rate(direct, "echo")
+		gr := rate(through, "bench__echo")
+		b.ReportMetric(dr, "direct-calls/s")
+		b.ReportMetric(gr, "gateway-calls/s")
+		b.ReportMetric(gr/dr, "ratio")
+	}
+}
