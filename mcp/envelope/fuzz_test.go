@@ -43,6 +43,9 @@ func FuzzDecode(f *testing.F) {
 		if m.URI != "" && loose.Params.URI != m.URI {
 			t.Fatalf("encoding/json reads uri %q, Decode %q", loose.Params.URI, m.URI)
 		}
+		if m.Arguments != nil && string(loose.Params.Arguments) != string(m.Arguments) {
+			t.Fatalf("encoding/json reads arguments %s, Decode %s", loose.Params.Arguments, m.Arguments)
+		}
 		out, err := m.Encode()
 		if err != nil {
 			t.Fatalf("Encode of an accepted body: %v", err)

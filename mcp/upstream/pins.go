@@ -76,6 +76,10 @@ func OpenPins(ctx context.Context, db *sql.DB) (*Pins, error) {
 // definition that pinning covers: title, description, input and output
 // schema, and annotations. JSON Canonicalization (RFC 8785) with integers
 // kept exact makes it independent of key order and spacing.
+// NOTE: the digest covers the definition as mcp-go v1.2.1 decodes it, which
+// keeps only $defs, type, properties, required and additionalProperties at
+// the top of a schema. A change elsewhere at that level goes unseen, and
+// the gateway, which re-exports the decoded definition, never shows it.
 func Digest(tool mcp.Tool) (digest string, definition []byte, err error) {
 	full, err := json.Marshal(tool)
 	if err != nil {
