@@ -1,13 +1,13 @@
 // Package upstream connects the gateway to the MCP tool servers named in
 // configuration and merges them into one catalog.
 //
-// A [Set] starts every configured server: a stdio server is a child process
-// that the Set supervises and restarts with bounded exponential backoff, an
-// HTTP server is reached over Streamable HTTP, with the gateway's own SVID
-// when the server is configured with mtls and with the configured headers. One failing
-// server never takes the others down: while it is down its tools, prompts
-// and resources leave the catalog and calls to it fail with
-// [ErrUnavailable].
+// A [Set] starts every configured server. A stdio server is a child process
+// that the Set supervises and restarts with bounded exponential backoff. An
+// HTTP server is reached over Streamable HTTP with the configured headers,
+// presenting the gateway's own SVID when the server is configured with
+// mtls. One failing server never takes the others down: while it is down,
+// its tools, prompts and resources leave the catalog and calls to it fail
+// with [ErrUnavailable].
 //
 // # Names
 //

@@ -56,7 +56,7 @@ func (ic *inflightCalls) byToken(token string) *inflight {
 // attribute returns the call a server request belongs to: the call carried
 // by ctx (a multi round-trip request is handled on the call's context), or
 // the only call in flight. With none or several it returns nil, since
-// answering in the wrong caller's name would leak across runs.
+// handling it in the wrong caller's name would leak across runs.
 func (ic *inflightCalls) attribute(ctx context.Context) *inflight {
 	if call, ok := ctx.Value(callKey{}).(*inflight); ok {
 		return call

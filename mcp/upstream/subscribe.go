@@ -6,8 +6,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// Subscribe asks the server for notifications/resources/updated about the
-// upstream URI in r.Name; they reach Options.OnNotification with the URI
+// Subscribe subscribes to notifications/resources/updated for the upstream
+// URI in r.Name. The updates reach Options.OnNotification with the URI
 // namespaced. On protocol 2026-07-28 it reopens the subscriptions/listen
 // stream with the URI added. Subscriptions belong to the Set, not to a
 // caller, and a restarted server starts with none.
