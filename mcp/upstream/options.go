@@ -18,8 +18,10 @@ type Options struct {
 	// Logger receives starts, stops, restarts and pin events; nil is silent.
 	Logger *slog.Logger
 	// TLSConfig returns the client TLS configuration, presenting the
-	// gateway's own SVID, for servers with mtls set. It is called for every
-	// new connection, so it can follow SVID rotation.
+	// gateway's own SVID, for servers with mtls set. It is called once per
+	// session (at start and after each restart), so to follow SVID rotation
+	// it should return a configuration whose GetClientCertificate reads the
+	// current SVID, as go-spiffe's tlsconfig.MTLSClientConfig does.
 	TLSConfig func() (*tls.Config, error)
 
 	// MaxLineBytes bounds one message line read from a stdio server
