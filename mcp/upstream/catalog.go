@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -118,7 +119,12 @@ func (c *conn) admit(ctx context.Context, def mcp.Tool, listed int) (Tool, error
 		reason = fmt.Sprintf("the server lists tool %q %d times", def.Name, listed)
 	}
 	if reason != "" {
-		c.log.Warn("upstream tool quarantined", "tool", def.Name, "reason", reason)
+		// Warn once per session, not on every listing.
+		level := slog.LevelWarn
+		if prev, ok := c.tool(def.Name); ok && prev.Status == StatusQuarantined {
+			level = slog.LevelDebug
+		}
+		c.log.Log(ctx, level, "upstream tool quarantined", "tool", def.Name, "reason", reason)
 		t.Status, t.Reason = StatusQuarantined, reason
 		return t, pins.Quarantine(ctx, server, def.Name, reason)
 	}
