@@ -34,11 +34,14 @@ func (r *Run) notAfter() time.Time {
 	return s.Certificates[0].NotAfter
 }
 
-// renewIn returns how long to wait before renewing: half the lifetime.
+// renewIn returns how long to wait before renewing: half the time the
+// SVID had left when it arrived. NotBefore is not used because CAs
+// backdate it to allow for clock skew.
 func (r *Run) renewIn(now time.Time) time.Duration {
-	s, _ := r.GetX509SVID()
-	leaf := s.Certificates[0]
-	at := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+	r.mu.RLock()
+	got, leaf := r.gotAt, r.svid.Certificates[0]
+	r.mu.RUnlock()
+	at := got.Add(leaf.NotAfter.Sub(got) / 2)
 	return max(at.Sub(now), 0)
 }
 

@@ -35,6 +35,7 @@ type Run struct {
 
 	mu      sync.RWMutex
 	svid    *x509svid.SVID
+	gotAt   time.Time // when svid arrived; its NotBefore may be backdated
 	bundle  *x509bundle.Bundle
 	renewed chan struct{}
 
@@ -171,6 +172,7 @@ func (r *Run) install(key *ecdsa.PrivateKey, s api.SVID) error {
 	}
 	r.mu.Lock()
 	r.svid = &x509svid.SVID{ID: id, Certificates: certs, PrivateKey: key}
+	r.gotAt = time.Now()
 	r.mu.Unlock()
 	return nil
 }
