@@ -151,3 +151,25 @@ func TestNodeSubscriptionRelaysUpdates(t *testing.T) {
 		t.Errorf("Unsubscribe: %v", err)
 	}
 }
+
+func TestNodeProgressRelayed(t *testing.T) {
+	s := newSet(t, []config.Server{nodeServer(t, "everything", "mcp-server-everything")}, Options{})
+	var got []mcp.ProgressNotificationParams
+	_, err := s.CallTool(callCtx(t), Request{
+		Server: "everything", Name: "trigger-long-running-operation",
+		Arguments: json.RawMessage(`{"duration":1,"steps":3}`),
+		Meta:      json.RawMessage(`{"progressToken":"agent-token"}`),
+		Progress:  func(p mcp.ProgressNotificationParams) { got = append(got, p) },
+	})
+	if err != nil {
+		t.Fatalf("CallTool: %v", err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("relayed %d progress notifications, want 3: %+v", len(got), got)
+	}
+	for i, p := range got {
+		if p.ProgressToken != "agent-token" || p.Progress != float64(i+1) || p.Total != 3 {
+			t.Errorf("progress %d = %+v, want token agent-token, progress %d of 3", i, p, i+1)
+		}
+	}
+}
