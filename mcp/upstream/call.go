@@ -24,8 +24,9 @@ type Request struct {
 	// Txn-Token); stdio servers have no headers, so it is dropped there.
 	Header http.Header
 	// Progress receives the server's progress notifications for this call,
-	// with the caller's progressToken restored. Without it, a progressToken
-	// in Meta is still replaced, and progress is dropped.
+	// with the caller's progressToken restored. It runs on the server's
+	// read loop, so it must not block. Without it, a progressToken in Meta
+	// is still replaced, and progress is dropped.
 	Progress func(mcp.ProgressNotificationParams)
 }
 

@@ -44,7 +44,8 @@ type Options struct {
 	OnChange func(Change)
 	// OnNotification receives the notifications a server sends that the Set
 	// does not consume: notifications/message, and
-	// notifications/resources/updated with the URI already namespaced.
+	// notifications/resources/updated with the URI already namespaced. It
+	// runs on the server's read loop, so it must not block.
 	OnNotification func(server string, n mcp.JSONRPCNotification)
 
 	// Sampling and Elicitation handle requests a server sends to the
