@@ -31,6 +31,7 @@ import (
 	"github.com/agentauth/agentauth/mcp/txntoken"
 	"github.com/agentauth/agentauth/mcp/upstream"
 	"github.com/agentauth/agentauth/spiffe"
+	"github.com/agentauth/agentauth/traces"
 )
 
 // AuditFileName is the audit log's file in the state directory.
@@ -95,6 +96,16 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Gate
 // open builds every component, in dependency order.
 func (g *Gateway) open(ctx context.Context) error {
 	cfg, logger := g.cfg, g.logger
+
+	shutdownTraces, err := traces.Setup(ctx, "agentauth", logger.With("component", "traces"))
+	if err != nil {
+		return err
+	}
+	g.closers = append(g.closers, func() error {
+		flush, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+		defer cancel()
+		return shutdownTraces(flush)
+	})
 
 	authority, err := spiffe.Open(ctx, cfg, logger.With("component", "spiffe"))
 	if err != nil {
@@ -205,6 +216,7 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 		JWT:         gateway.JWTSVIDs(g.Authority),
 		Approvals:   approvalWaiter{g.Runs},
 		ApprovalURL: func(id string) string { return "https://" + cfg.Listen.Control + "/approvals#" + id },
+		Tracer:      traces.Tracer(),
 		Logger:      logger.With("component", "gateway"),
 	})
 	if err != nil {
@@ -265,7 +277,7 @@ func (g *Gateway) listenAdmin(ctx context.Context) error {
 		return fmt.Errorf("listen for admin on %s: %w", g.cfg.Listen.Admin, err)
 	}
 	g.AdminAddr = ln.Addr().String()
-	srv := &http.Server{Handler: AdminHandler(ready, nil), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: AdminHandler(ready, traces.MetricsHandler()), ReadHeaderTimeout: 5 * time.Second}
 	g.serve(func() error {
 		go func() {
 			<-ctx.Done()
