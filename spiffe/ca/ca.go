@@ -45,6 +45,7 @@ type CA struct {
 	root   *root
 	bundle *x509bundle.Bundle
 	issuer *issuer.Issuer
+	jwt    *jwtKeyStore // public JWT keys of this and earlier processes
 
 	mu      sync.Mutex
 	own     *x509svid.SVID // the gateway's SVID
@@ -70,23 +71,29 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 	}
 	logRoot(ctx, cfg, r, created)
 
+	jwtKeys, err := loadJWTKeys(cfg.Dir, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
 	c := &CA{
 		cfg:    cfg,
 		root:   r,
 		bundle: x509bundle.FromX509Authorities(cfg.TrustDomain, []*x509.Certificate{r.cert}),
+		jwt:    jwtKeys,
 	}
+	// Signing keys live only in memory. X.509-SVIDs outlive a restart
+	// because they carry their signing CA; JWT-SVIDs do because the public
+	// JWT keys are kept in the CA folder.
 	c.issuer, err = issuer.New(ctx, issuer.Config{
-		TrustDomain: cfg.TrustDomain,
-		SVIDTTL:     cfg.SVIDTTL,
-		JWTTTL:      cfg.JWTTTL,
-		SigningTTL:  cfg.SigningTTL,
-		MintCA:      c.mintSigningCA,
-		Now:         cfg.Now,
-		Logger:      cfg.Logger,
+		TrustDomain:   cfg.TrustDomain,
+		SVIDTTL:       cfg.SVIDTTL,
+		JWTTTL:        cfg.JWTTTL,
+		SigningTTL:    cfg.SigningTTL,
+		MintCA:        c.mintSigningCA,
+		PublishJWTKey: jwtKeys.add,
+		Now:           cfg.Now,
+		Logger:        cfg.Logger,
 	})
-	// NOTE: JWT keys live only in memory, so JWT-SVIDs minted before a
-	// restart stop validating here (they live minutes); X.509-SVIDs keep
-	// verifying, because they carry their signing CA and the root stays.
 	if err != nil {
 		return nil, err
 	}
@@ -209,12 +216,19 @@ func (c *CA) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.B
 }
 
 // GetJWTBundleForTrustDomain returns the JWT keys of td that have not
-// expired, when td is the CA's trust domain.
+// expired, when td is the CA's trust domain: the keys of this process and
+// the public keys that earlier processes recorded.
 func (c *CA) GetJWTBundleForTrustDomain(td spiffeid.TrustDomain) (*jwtbundle.Bundle, error) {
 	if td != c.cfg.TrustDomain {
 		return nil, fmt.Errorf("ca: no JWT bundle for trust domain %q; only %q is served", td, c.cfg.TrustDomain)
 	}
-	return c.issuer.JWTBundle(), nil
+	b := c.issuer.JWTBundle()
+	for kid, key := range c.jwt.authorities() {
+		if !b.HasJWTAuthority(kid) {
+			_ = b.AddJWTAuthority(kid, key) // fails only for an empty kid
+		}
+	}
+	return b, nil
 }
 
 // SignRunCSR signs an X.509-SVID for run id from a CSR (see csr.Check for

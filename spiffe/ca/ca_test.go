@@ -328,3 +328,57 @@ func TestSignToolCSR(t *testing.T) {
 		}
 	}
 }
+
+func TestJWTSVIDsOutliveRestart(t *testing.T) {
+	dir := t.TempDir()
+	first := open(t, config(dir, nil))
+	id := mustRunID(t)
+	token, err := first.MintJWTSVID(context.Background(), id, "tools", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	second := open(t, config(dir, nil))
+	if _, err := identity.ValidateJWTSVID(token, second, "tools"); err != nil {
+		t.Fatalf("JWT-SVID minted before the restart: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "jwt-authorities.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "PRIVATE") || strings.Contains(string(data), `"d"`) {
+		t.Fatalf("JWT key file holds private material:\n%s", data)
+	}
+}
+
+func TestJWTKeyFileDropsExpiredKeys(t *testing.T) {
+	dir := t.TempDir()
+	clock := spiffetest.NewClock(time.Now())
+	cfg := config(dir, clock)
+	open(t, cfg).Close() // records its JWT key, valid for the 24 h signing TTL
+
+	clock.Advance(25 * time.Hour) // past the 24 h key lifetime
+	second := open(t, cfg)
+	b, err := second.GetJWTBundleForTrustDomain(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.JWTAuthorities()); n != 1 {
+		t.Fatalf("bundle has %d JWT keys after the first process's key expired, want 1", n)
+	}
+}
+
+func TestOpenRejectsCorruptJWTKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	open(t, config(dir, nil)).Close()
+	for name, data := range map[string]string{
+		"not JSON":      "{",
+		"bad key bytes": `[{"kid":"k","public_key":"AAAA","expires":"2999-01-01T00:00:00Z"}]`,
+	} {
+		os.WriteFile(filepath.Join(dir, "jwt-authorities.json"), []byte(data), 0o644)
+		if _, err := ca.Open(context.Background(), config(dir, nil)); err == nil {
+			t.Errorf("%s: Open accepted the JWT key file", name)
+		}
+	}
+}

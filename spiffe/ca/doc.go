@@ -9,6 +9,9 @@
 // run SVIDs and its own gateway SVID with it. The trust bundle holds only
 // the root, and every SVID carries the signing CA certificate in its
 // chain, so SVIDs signed before a rotation or a restart keep verifying.
+// JWT signing keys also live only in memory, but their public keys are
+// recorded in jwt-authorities.json beside the root until they expire, so
+// JWT-SVIDs minted before a restart keep validating too.
 //
 // CA implements go-spiffe's x509svid.Source (the gateway's own SVID,
 // renewed at half of its lifetime while listeners keep running),
