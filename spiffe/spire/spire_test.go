@@ -160,6 +160,9 @@ func (d *deployment) joinToken(t *testing.T, ctx context.Context) string {
 }
 
 func TestSPIREIssuesRunSVIDsUnderSPIRERoots(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a SPIRE server and agent; skipped in -short mode")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	d := startSPIRE(t, ctx)
@@ -222,16 +225,16 @@ func TestSPIREIssuesRunSVIDsUnderSPIRERoots(t *testing.T) {
 	})
 }
 
-// checkRotation opens a second authority whose downstream CA lives 30 s, so
-// it rotates after 15 s, and checks that SVIDs signed on both sides of the
+// checkRotation opens a second authority whose downstream CA lives 12 s, so
+// it rotates after 6 s, and checks that SVIDs signed on both sides of the
 // rotation verify against SPIRE's bundle.
 func checkRotation(t *testing.T, ctx context.Context, d *deployment, runID spiffeid.ID) {
 	a, err := spire.Open(ctx, spire.Config{
 		WorkloadSocket: d.agentSocket,
 		ServerAddress:  "127.0.0.1:" + d.port,
-		SVIDTTL:        20 * time.Second,
-		JWTTTL:         10 * time.Second,
-		SigningTTL:     30 * time.Second,
+		SVIDTTL:        10 * time.Second, // outlives the wait for the rotation
+		JWTTTL:         5 * time.Second,
+		SigningTTL:     12 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
