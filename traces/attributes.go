@@ -140,11 +140,15 @@ func appendString(kv []attribute.KeyValue, key attribute.Key, v string) []attrib
 // ordered SPIFFE IDs, the depth, and the calling run, which is the last
 // hop that is a run.
 func ChainAttributes(chain []authz.Hop) []attribute.KeyValue {
+	return appendChain(make([]attribute.KeyValue, 0, 5), chain)
+}
+
+func appendChain(kv []attribute.KeyValue, chain []authz.Hop) []attribute.KeyValue {
 	ids := make([]string, len(chain))
 	for i, h := range chain {
 		ids[i] = h.SPIFFEID
 	}
-	kv := []attribute.KeyValue{AttrChain.StringSlice(ids), AttrChainDepth.Int(len(chain))}
+	kv = append(kv, AttrChain.StringSlice(ids), AttrChainDepth.Int(len(chain)))
 	for i := len(chain) - 1; i >= 0; i-- {
 		if h := chain[i]; h.RunID != "" {
 			kv = append(kv, AttrRunID.String(h.RunID), AttrRunSPIFFEID.String(h.SPIFFEID))
@@ -166,18 +170,17 @@ func RecordDecision(span trace.Span, d authz.Decision) {
 	if !span.IsRecording() {
 		return
 	}
-	kv := decisionAttributes(d)
-	span.SetAttributes(kv...)
-	span.SetAttributes(ChainAttributes(d.Chain)...)
-	event := kv[:len(kv):len(kv)]
+	kv := appendDecision(make([]attribute.KeyValue, 0, 16), d)
+	n := len(kv)
+	span.SetAttributes(appendChain(kv, d.Chain)...)
+	event := kv[:n:n]
 	if d.Message != "" {
 		event = append(event, attribute.String("message", d.Message))
 	}
 	span.AddEvent(EventDecision, trace.WithAttributes(event...))
 }
 
-func decisionAttributes(d authz.Decision) []attribute.KeyValue {
-	kv := make([]attribute.KeyValue, 0, 8)
+func appendDecision(kv []attribute.KeyValue, d authz.Decision) []attribute.KeyValue {
 	kv = append(kv, AttrDecision.String(string(d.Effect)), AttrReason.String(string(d.Reason)))
 	kv = appendString(kv, AttrGrantID, d.GrantID)
 	kv = appendString(kv, AttrApprovalID, d.ApprovalID)
@@ -185,8 +188,7 @@ func decisionAttributes(d authz.Decision) []attribute.KeyValue {
 		kv = append(kv, AttrBreakGlass.Bool(true))
 	}
 	kv = appendString(kv, AttrSponsorIssuer, d.SponsorIssuer)
-	kv = appendString(kv, AttrSponsorSubject, d.SponsorSubject)
-	return kv
+	return appendString(kv, AttrSponsorSubject, d.SponsorSubject)
 }
 
 // RecordError marks span as failed with error.type errorType, such as a

@@ -16,7 +16,7 @@ import (
 
 // clearOTelEnv unsets the variables New reads, so that the machine's
 // environment cannot change a test.
-func clearOTelEnv(t *testing.T) {
+func clearOTelEnv(t testing.TB) {
 	t.Helper()
 	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
 		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",

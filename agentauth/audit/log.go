@@ -42,15 +42,6 @@ type Log struct {
 	prunes chan pruneRequest
 	done   chan struct{} // closed when the writer goroutine returns
 
-	syncs    chan committed
-	syncDone chan struct{} // closed when the syncer goroutine returns
-	wal      *walSyncer
-
-	// headSeq and headHash are the last durable record.
-	headMu   sync.Mutex
-	headSeq  uint64
-	headHash string
-
 	w       *writer
 	failure atomic.Pointer[error]
 	metrics *metrics
@@ -120,7 +111,6 @@ func (l *Log) openWriter(ctx context.Context) error {
 	if err := createSchema(ctx, l.wdb); err != nil {
 		return fmt.Errorf("audit: initialize %s: %w", l.path, err)
 	}
-	l.wal = newWALSyncer(l.path)
 	l.w, err = newWriter(ctx, l)
 	return err
 }
@@ -168,8 +158,7 @@ func (l *Log) Close() error {
 
 	if l.done != nil {
 		<-l.done
-		<-l.syncDone
-		seq, hash := l.durableHead()
+		seq, hash := l.w.head()
 		l.log.Info("audit log closed", "head_seq", seq, "head_hash", hash)
 	}
 	l.metrics.unregister()
@@ -180,9 +169,6 @@ func (l *Log) closeDBs() error {
 	var errs []error
 	if l.w != nil {
 		errs = append(errs, l.w.close())
-	}
-	if l.wal != nil {
-		errs = append(errs, l.wal.close())
 	}
 	for _, db := range []*sql.DB{l.wdb, l.rdb} {
 		if db != nil {
@@ -209,17 +195,11 @@ func (l *Log) setFailure(err error) {
 	}
 }
 
-func (l *Log) durableHead() (uint64, string) {
-	l.headMu.Lock()
-	defer l.headMu.Unlock()
-	return l.headSeq, l.headHash
-}
-
-// Head returns the sequence number and hash of the last durable record,
+// Head returns the sequence number and hash of the last committed record,
 // or 0 and the anchor hash when there is none.
 func (l *Log) Head(ctx context.Context) (seq uint64, hash string, err error) {
 	if l.w != nil {
-		seq, hash = l.durableHead()
+		seq, hash = l.w.head()
 		return seq, hash, nil
 	}
 	c, err := readChain(ctx, l.rdb)

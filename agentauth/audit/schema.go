@@ -56,8 +56,8 @@ const insertRecordSQL = `INSERT INTO records (seq, time_ns, kind, effect,
 const updateHeadSQL = `UPDATE chain SET head_seq = ?, head_hash = ? WHERE id = 1`
 
 // dataSourceName returns the modernc.org/sqlite DSN for the log file. The
-// writer commits with synchronous=NORMAL and the syncer fsyncs the WAL
-// after each commit (see walSyncer); readers run with query_only.
+// writer commits with synchronous=FULL, so a commit returns only after
+// the WAL is fsynced; readers run with query_only.
 func dataSourceName(path string, readOnly bool) (string, error) {
 	if strings.ContainsAny(path, "?#") {
 		return "", fmt.Errorf("audit: path %q contains '?' or '#'; choose a state directory without them", path)
@@ -68,7 +68,7 @@ func dataSourceName(path string, readOnly bool) (string, error) {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "synchronous(FULL)")
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + path + "?" + q.Encode(), nil
