@@ -196,7 +196,7 @@ func (pathLib) CompileOptions() []cel.EnvOption {
 
 // PathWithin reports whether the slash-separated path p names dir or a
 // file below it, after cleaning "." and ".." segments of both. Both must
-// be absolute and free of NUL bytes, otherwise the answer is false.
+// be absolute and free of NUL bytes, otherwise it returns false.
 //
 // NOTE: symbolic links are not resolved; a link inside dir that points
 // outside it passes. Pair filesystem grants with a tool server that

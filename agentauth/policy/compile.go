@@ -20,7 +20,7 @@ type Position struct {
 func (p Position) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column) }
 
 // compileCondition compiles src, reporting errors at their place in the
-// policy file. block says the YAML scalar is a block scalar (| or >),
+// policy file. block is true when the YAML scalar is a block scalar (| or >),
 // whose text starts on the line after pos at column indent+1.
 func compileCondition(src string, pos Position, block bool, indent int) (*Condition, error) {
 	env, err := Env()

@@ -83,8 +83,8 @@ type ResourceRule struct {
 	Prefixes []string
 }
 
-// Approval says whether each call under a grant needs a human's approval,
-// and whose.
+// Approval is the step-up rule of a grant: whether each call needs a
+// human's approval, and whose.
 type Approval struct {
 	Required bool
 	// Approver is ApproverSponsor, or the name of a role in Policy.Roles
@@ -102,7 +102,8 @@ type BreakGlass struct {
 	MaxLifetime time.Duration
 }
 
-// Entitlement says which sponsors may hand which grants to which agents.
+// Entitlement is a rule letting the selected sponsors hand the listed
+// grants to the listed agents.
 type Entitlement struct {
 	Sponsors SponsorSelector
 	Agents   []string

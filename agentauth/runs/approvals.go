@@ -67,7 +67,7 @@ func (m *Manager) RequestApproval(ctx context.Context, c ApprovalCall) (string, 
 
 // UseApproval checks that the approval was granted for exactly this call
 // and marks it used, so it lets one call through: ok is true only for
-// that one use. Otherwise status says why (pending, denied, used or
+// that one use. Otherwise status gives the reason (pending, denied, used or
 // expired), or the error wraps ErrNotFound, or ErrConflict when the
 // approval was given for another call.
 func (m *Manager) UseApproval(ctx context.Context, id string, c ApprovalCall) (ok bool, status ApprovalStatus, err error) {
@@ -106,8 +106,9 @@ func (m *Manager) useLocked(ctx context.Context, id string, c ApprovalCall,
 }
 
 // Approve records a human's approval of a pending request. Only the
-// run's sponsor may approve where the grant says "sponsor"; where it names
-// a role, only a member of that role other than the sponsor may.
+// run's sponsor may approve when the grant's approver is "sponsor". When
+// the approver is a role, only a member of that role other than the
+// sponsor may.
 func (m *Manager) Approve(ctx context.Context, approver Sponsor, id, comment string) (Approval, error) {
 	return m.decide(ctx, approver, id, comment, ApprovalApproved)
 }

@@ -9,8 +9,8 @@ import (
 // Status is the state of a run.
 type Status string
 
-// The states of a run. An expired run is one whose expiry has passed; the
-// store may still say active for it.
+// The states of a run. An expired run is one whose expiry has passed,
+// even while the store still records it as active.
 const (
 	StatusActive  Status = "active"
 	StatusExpired Status = "expired"
@@ -73,7 +73,7 @@ type Run struct {
 	Created time.Time `json:"created"`
 	Expiry  time.Time `json:"expiry"`
 	Status  Status    `json:"status"`
-	// StatusReason says why a run was revoked.
+	// StatusReason is the reason given when the run was revoked.
 	StatusReason  string    `json:"status_reason,omitempty"`
 	StatusChanged time.Time `json:"status_changed,omitzero"`
 	// BreakGlass marks a run a human started with a break-glass grant.

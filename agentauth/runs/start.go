@@ -17,7 +17,7 @@ import (
 // comments people type.
 const MaxPurposeBytes = 1024
 
-// StartRequest asks for a new root run.
+// StartRequest is a request for a new root run.
 type StartRequest struct {
 	Sponsor Sponsor
 	Agent   string
@@ -29,7 +29,8 @@ type StartRequest struct {
 	Budgets map[string]int64
 }
 
-// DelegateRequest asks a run to start a child run for another agent.
+// DelegateRequest is a request from a run to start a child run for
+// another agent.
 type DelegateRequest struct {
 	ParentID string
 	Agent    string

@@ -32,7 +32,7 @@ type Store interface {
 	ListApprovals(ctx context.Context, f ApprovalFilter) ([]Approval, error)
 }
 
-// State is what LoadState returns.
+// State is the persisted state a Manager loads at start.
 type State struct {
 	Runs             []Run
 	Budgets          []BudgetUse

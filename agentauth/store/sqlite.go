@@ -48,7 +48,7 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 // Close closes the database.
 func (s *SQLite) Close() error { return s.db.Close() }
 
-// Ping checks that the database answers, for readiness probes.
+// Ping checks that the database responds, for readiness probes.
 func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 const schema = `

@@ -77,7 +77,7 @@ type CallSpec struct {
 	Annotations   map[string]any `yaml:"annotations"`
 }
 
-// ApprovalSpec decides the approval the first call asks for, then makes
+// ApprovalSpec decides the approval the first call requests, then makes
 // the call again with it. Arguments, when set, replace the call's
 // arguments on that second call.
 type ApprovalSpec struct {
