@@ -99,16 +99,16 @@ func (g *Gateway) resolveTarget(a *admitted, msg *envelope.Message) bool {
 		a.arguments = rawOrEmpty(msg.Arguments)
 	case "resources/read", "resources/subscribe":
 		uri := msg.URI
-		server, rest := splitURI(uri)
+		server, rest := g.splitURI(uri)
 		a.exposed = uri
 		a.target = authz.Target{Kind: authz.KindResource, Server: server, Name: rest}
 	case "prompts/get":
-		server, rest := splitName(msg.Name)
+		server, rest := g.splitName(msg.Name)
 		a.exposed = msg.Name
 		a.target = authz.Target{Kind: authz.KindPrompt, Server: server, Name: rest}
 		a.arguments = rawOrEmpty(msg.Arguments)
 	case "completion/complete":
-		a.target = completionTarget(msg.Ref)
+		a.target = g.completionTarget(msg.Ref)
 		a.arguments = completionArgument(msg.Argument)
 	}
 	return true
@@ -239,8 +239,11 @@ func annotations(t upstream.Tool) map[string]any {
 	return m
 }
 
-// splitName undoes "<server>__<name>".
-func splitName(s string) (string, string) {
+// splitName undoes "<server>__<name>", or names the unprefixed server.
+func (g *Gateway) splitName(s string) (string, string) {
+	if g.opts.Unprefixed != "" {
+		return g.opts.Unprefixed, s
+	}
 	server, name, ok := upstream.SplitName(s)
 	if !ok {
 		return "", s
@@ -248,8 +251,12 @@ func splitName(s string) (string, string) {
 	return server, name
 }
 
-// splitURI undoes "agentauth://<server>/<original-uri>".
-func splitURI(uri string) (string, string) {
+// splitURI undoes "agentauth://<server>/<original-uri>", or names the
+// unprefixed server.
+func (g *Gateway) splitURI(uri string) (string, string) {
+	if g.opts.Unprefixed != "" {
+		return g.opts.Unprefixed, uri
+	}
 	server, orig, ok := upstream.SplitURI(uri)
 	if !ok {
 		return "", uri
@@ -257,14 +264,14 @@ func splitURI(uri string) (string, string) {
 	return server, orig
 }
 
-func completionTarget(ref *envelope.Ref) authz.Target {
+func (g *Gateway) completionTarget(ref *envelope.Ref) authz.Target {
 	t := authz.Target{Kind: authz.KindCompletion}
 	switch {
 	case ref == nil:
 	case ref.Type == "ref/resource":
-		t.Server, t.Name = splitURI(ref.URI)
+		t.Server, t.Name = g.splitURI(ref.URI)
 	default:
-		t.Server, t.Name = splitName(ref.Name)
+		t.Server, t.Name = g.splitName(ref.Name)
 	}
 	return t
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -13,12 +14,12 @@ import (
 // Refresh reloads the upstream catalog into the MCP server. Call it from
 // upstream.Options.OnChange; quarantined tools are never registered.
 func (g *Gateway) Refresh() {
-	cat := g.opts.Upstream.Catalog()
+	cat := g.unprefix(g.opts.Upstream.Catalog())
 	byName := make(map[string]upstream.Tool, len(cat.Tools))
 	tools := make([]server.ServerTool, 0, len(cat.Tools))
 	for _, t := range cat.Tools {
 		def := t.Definition
-		def.Name = upstream.JoinName(t.Server, t.Upstream)
+		def.Name = g.exposedName(t.Server, t.Upstream)
 		byName[def.Name] = t
 		if t.Status != upstream.StatusQuarantined {
 			tools = append(tools, server.ServerTool{Tool: def, Handler: g.forwardTool})
@@ -92,9 +93,54 @@ func (g *Gateway) filterPrompts(ctx context.Context, prompts []mcp.Prompt) []mcp
 	}
 	out := prompts[:0:0]
 	for _, def := range prompts {
-		server, name := splitName(def.Name)
+		server, name := g.splitName(def.Name)
 		if g.opts.Authorizer.Visible(ctx, p.RunID, authz.Target{Kind: authz.KindPrompt, Server: server, Name: name}) {
 			out = append(out, def)
+		}
+	}
+	return out
+}
+
+func (g *Gateway) exposedName(server, name string) string {
+	if g.opts.Unprefixed != "" {
+		return name
+	}
+	return upstream.JoinName(server, name)
+}
+
+// unprefix keeps only the unprefixed server's entries, under their own
+// names, when Options.Unprefixed is set.
+func (g *Gateway) unprefix(cat upstream.Catalog) upstream.Catalog {
+	only := g.opts.Unprefixed
+	if only == "" {
+		return cat
+	}
+	var out upstream.Catalog
+	for _, t := range cat.Tools {
+		if t.Server == only {
+			out.Tools = append(out.Tools, t)
+		}
+	}
+	for _, p := range cat.Prompts {
+		if p.Server == only {
+			p.Definition.Name = p.Upstream
+			out.Prompts = append(out.Prompts, p)
+		}
+	}
+	for _, r := range cat.Resources {
+		if r.Server == only {
+			r.Definition.URI = r.UpstreamURI
+			out.Resources = append(out.Resources, r)
+		}
+	}
+	for _, t := range cat.ResourceTemplates {
+		if t.Server == only {
+			raw, _ := json.Marshal(t.UpstreamURITemplate)
+			def := &mcp.URITemplate{}
+			if def.UnmarshalJSON(raw) == nil {
+				t.Definition.URITemplate = def
+				out.ResourceTemplates = append(out.ResourceTemplates, t)
+			}
 		}
 	}
 	return out

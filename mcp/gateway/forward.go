@@ -109,6 +109,9 @@ func (g *Gateway) forwardResource(ctx context.Context, req mcp.ReadResourceReque
 	if err != nil {
 		return nil, err
 	}
+	if g.opts.Unprefixed != "" {
+		return res.Contents, nil
+	}
 	return exposeContents(a.target.Server, res.Contents), nil
 }
 

@@ -46,9 +46,15 @@ type Options struct {
 	// approval; it is sent to clients that support URL elicitation.
 	ApprovalURL  func(approvalID string) string
 	MaxBodyBytes int64
-	Tracer       trace.Tracer
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Unprefixed, when set, names the one upstream server the gateway
+	// fronts, and exposes its tools, prompts and resources under their own
+	// names and URIs instead of "<server>__<name>" and
+	// "agentauth://<server>/<uri>". Entries of other servers are hidden.
+	// It makes the gateway a drop-in front for a single tool server.
+	Unprefixed string
+	Tracer     trace.Tracer
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Gateway is the agents' MCP endpoint. It is an http.Handler for /mcp.
@@ -81,7 +87,7 @@ func New(opts Options) (*Gateway, error) {
 		server.WithToolCapabilities(true),
 		server.WithToolFilter(g.filterTools),
 		server.WithPromptFilter(g.filterPrompts),
-		server.WithResourceCapabilities(false, true),
+		server.WithResourceCapabilities(true, true),
 		server.WithPromptCapabilities(true),
 		server.WithCompletions(),
 		server.WithPromptCompletionProvider(completer{g}),

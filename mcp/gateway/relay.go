@@ -1,0 +1,48 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// errNoCall refuses a server-to-client request that no forwarded call of
+// this gateway caused.
+var errNoCall = errors.New("a tool server request reaches the client only during a call from that client")
+
+// Sampling relays a tool server's sampling/createMessage to the client
+// whose call caused it. Wire it to upstream.Options.Sampling.
+func (g *Gateway) Sampling(ctx context.Context, server string, r mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	if err := callFrom(ctx, server); err != nil {
+		return nil, err
+	}
+	return g.mcp.RequestSampling(ctx, r)
+}
+
+// Elicitation relays a tool server's elicitation/create to the client
+// whose call caused it. Wire it to upstream.Options.Elicitation.
+func (g *Gateway) Elicitation(ctx context.Context, server string, r mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	if err := callFrom(ctx, server); err != nil {
+		return nil, err
+	}
+	return g.mcp.RequestElicitation(ctx, r)
+}
+
+// Roots relays a tool server's roots/list to the client whose call caused
+// it. Wire it to upstream.Options.Roots.
+func (g *Gateway) Roots(ctx context.Context, server string) (*mcp.ListRootsResult, error) {
+	if err := callFrom(ctx, server); err != nil {
+		return nil, err
+	}
+	return g.mcp.RequestRoots(ctx, mcp.ListRootsRequest{})
+}
+
+// callFrom checks that ctx is the context of an admitted call to server.
+func callFrom(ctx context.Context, server string) error {
+	a, ok := ctx.Value(admittedKey{}).(*admitted)
+	if !ok || a.target.Server != server {
+		return errNoCall
+	}
+	return nil
+}
