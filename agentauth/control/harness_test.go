@@ -33,7 +33,7 @@ const testClientID = "agentauth-control"
 // harness runs a control server over a real CA, with a TLS listener and a
 // Unix socket, and optionally a real OpenID provider.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     config.Config
 	td      spiffeid.TrustDomain
 	ca      *ca.CA
@@ -56,7 +56,7 @@ func withOP(h *harness) {
 		Roles: map[string]string{"auditors": RoleAuditor, "platform-admins": RoleAdmin}}
 }
 
-func newHarness(t *testing.T, opts ...harnessOption) *harness {
+func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: config.Default()}
 	h.cfg.StateDir = t.TempDir()
@@ -165,7 +165,7 @@ func (h *harness) socketClient() *http.Client {
 
 // call sends a JSON request and decodes the reply into out (when not nil).
 // It returns the status and the error body for non-2xx replies.
-func call(t *testing.T, c *http.Client, method, url, bearer string, body, out any) (int, api.Error) {
+func call(t testing.TB, c *http.Client, method, url, bearer string, body, out any) (int, api.Error) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {

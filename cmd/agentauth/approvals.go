@@ -23,7 +23,9 @@ func newApprovalsCommand(opts *globalOptions) *cobra.Command {
 		Long: "Some grants need a human other than the agent to approve each call.\n" +
 			"These commands list the calls you may decide and record your decision,\n" +
 			"with a comment, as your OS user on the control socket. People without\n" +
-			"a shell on the gateway host use the approvals page on the control URL.",
+			"a shell on the gateway host use the approvals page on the control URL.\n\n" +
+			"Exit codes: 0 success, 1 failure, 2 invalid flags or arguments, 3 the\n" +
+			"gateway denied the decision, 4 no such approval.",
 	}
 	cmd.AddCommand(newApprovalsListCommand(opts), newApprovalDecideCommand(opts, true),
 		newApprovalDecideCommand(opts, false))

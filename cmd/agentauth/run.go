@@ -32,7 +32,10 @@ func newRunCommand(opts *globalOptions) *cobra.Command {
 		Short: "Start, list, show and revoke agent runs",
 		Long: "A run is one execution of an agent for you and one purpose, with its own\n" +
 			"SPIFFE identity and the grants you hand it. These commands talk to the\n" +
-			"gateway's control socket, where you are the sponsor as your OS user.",
+			"gateway's control socket, where you are the sponsor as your OS user.\n\n" +
+			"Exit codes: 0 success, 1 failure, 2 invalid flags or arguments, 3 the\n" +
+			"gateway denied the request, 4 no such run or approval. `run start --\n" +
+			"COMMAND` exits with COMMAND's status.",
 	}
 	cmd.AddCommand(newRunStartCommand(opts), newRunListCommand(opts), newRunShowCommand(opts),
 		newRunRevokeCommand(opts))
