@@ -20,7 +20,7 @@ const CADir = "ca"
 // Open returns the authority that cfg selects: SPIRE mode when
 // cfg.SPIRE.Socket is set (config.Load fills it from
 // SPIFFE_ENDPOINT_SOCKET), else the embedded CA with its root in
-// <state_dir>/ca. In SPIRE mode cfg.SPIRE.ServerSocket is the SPIRE
+// <state_dir>/ca. In SPIRE mode cfg.SPIRE.ServerAddress is the SPIRE
 // server API's TCP address. Open blocks until the authority can sign, or
 // until ctx ends. Give ctx a deadline, because a SPIRE agent that has not
 // attested yet keeps the first Workload API fetch waiting.
@@ -36,7 +36,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (Authorit
 	if cfg.SPIRE.Socket != "" {
 		a, err := spire.Open(ctx, spire.Config{
 			WorkloadSocket: cfg.SPIRE.Socket,
-			ServerAddress:  cfg.SPIRE.ServerSocket,
+			ServerAddress:  cfg.SPIRE.ServerAddress,
 			TrustDomain:    td,
 			SVIDTTL:        cfg.CA.SVIDTTL,
 			JWTTTL:         cfg.CA.JWTTTL,

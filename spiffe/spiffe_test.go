@@ -211,7 +211,7 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 
 	cfg.TrustDomain = "example.org"
 	cfg.SPIRE.Socket = filepath.Join(t.TempDir(), "agent.sock")
-	cfg.SPIRE.ServerSocket = "/run/spire/server/api.sock"
+	cfg.SPIRE.ServerAddress = "/run/spire/server/api.sock"
 	if _, err := spiffe.Open(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "TCP") {
 		t.Fatalf("error = %v", err)
 	}
@@ -223,7 +223,7 @@ func TestOpenSPIREFailsWithinContext(t *testing.T) {
 	cfg := config.Default()
 	cfg.TrustDomain = "example.org"
 	cfg.SPIRE.Socket = filepath.Join(t.TempDir(), "agent.sock")
-	cfg.SPIRE.ServerSocket = "127.0.0.1:1"
+	cfg.SPIRE.ServerAddress = "127.0.0.1:1"
 	ln, err := net.Listen("unix", cfg.SPIRE.Socket)
 	if err != nil {
 		t.Fatal(err)

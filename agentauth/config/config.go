@@ -68,9 +68,11 @@ type CA struct {
 // standard SPIFFE_ENDPOINT_SOCKET variable sets Socket.
 type SPIRE struct {
 	Socket string `yaml:"socket"`
-	// ServerSocket is the SPIRE server API socket used to mint the
-	// downstream signing CA.
-	ServerSocket string `yaml:"server_socket"`
+	// ServerAddress is the SPIRE server's TCP API address (host:port).
+	// The gateway calls it with its own SVID over mTLS to obtain the
+	// downstream signing CA for run SVIDs, which the admin Unix socket
+	// cannot carry.
+	ServerAddress string `yaml:"server_address"`
 }
 
 // Audit configures the audit log.
@@ -98,6 +100,10 @@ type Server struct {
 	MTLS bool `yaml:"mtls"`
 	// Headers are sent to an HTTP tool server; agents never see them.
 	Headers map[string]string `yaml:"headers"`
+	// Identity gives a stdio tool server its own X.509-SVID,
+	// spiffe://<trust-domain>/tools/<name>, as files named in its
+	// environment, so that it can call other tools through the gateway.
+	Identity bool `yaml:"identity"`
 }
 
 // Default returns the embedded default configuration.

@@ -58,6 +58,8 @@ type Gateway struct {
 	// asked for port 0.
 	MCPAddr, ControlAddr, AdminAddr string
 
+	mcpLn, controlLn, adminLn net.Listener
+
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	errs    chan error
@@ -81,6 +83,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Gate
 			g.close()
 		}
 	}()
+	if err := g.bind(); err != nil {
+		return nil, err
+	}
 	if err := g.open(ctx); err != nil {
 		return nil, err
 	}
@@ -184,8 +189,12 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 	}
 	g.closers = append(g.closers, pinDB.Close)
 
+	servers, err := g.giveToolIdentities(ctx, cfg.Servers, "https://"+g.MCPAddr+gateway.Path)
+	if err != nil {
+		return err
+	}
 	var mcpGateway *gateway.Gateway
-	set, err := upstream.New(ctx, cfg.Servers, upstream.Options{
+	set, err := upstream.New(ctx, servers, upstream.Options{
 		DB:     pinDB,
 		Logger: logger.With("component", "upstream"),
 		TLSConfig: func() (*tls.Config, error) {
@@ -215,7 +224,7 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 		Tokens:      tokens,
 		JWT:         gateway.JWTSVIDs(g.Authority),
 		Approvals:   approvalWaiter{g.Runs},
-		ApprovalURL: func(id string) string { return "https://" + cfg.Listen.Control + "/approvals#" + id },
+		ApprovalURL: func(id string) string { return "https://" + g.ControlAddr + "/approvals#" + id },
 		Tracer:      traces.Tracer(),
 		Logger:      logger.With("component", "gateway"),
 	})
@@ -235,24 +244,41 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 	return err
 }
 
-// listen binds every listener and starts serving on it.
+// bind opens the TCP listeners first, so that their addresses are known
+// to the components (tool servers learn the gateway's URL) even when the
+// configuration asks for port 0.
+func (g *Gateway) bind() error {
+	for _, l := range []struct {
+		name, addr string
+		ln         *net.Listener
+		bound      *string
+	}{
+		{"MCP", g.cfg.Listen.MCP, &g.mcpLn, &g.MCPAddr},
+		{"the control API", g.cfg.Listen.Control, &g.controlLn, &g.ControlAddr},
+		{"admin", g.cfg.Listen.Admin, &g.adminLn, &g.AdminAddr},
+	} {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("listen for %s on %s: %w", l.name, l.addr, err)
+		}
+		*l.ln, *l.bound = ln, ln.Addr().String()
+		g.closers = append(g.closers, func() error {
+			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// listen starts serving on every listener.
 func (g *Gateway) listen(ctx context.Context) error {
 	cfg := g.cfg
-	mcpLn, err := net.Listen("tcp", cfg.Listen.MCP)
-	if err != nil {
-		return fmt.Errorf("listen for MCP on %s: %w", cfg.Listen.MCP, err)
-	}
-	g.MCPAddr = mcpLn.Addr().String()
 	g.serve(func() error {
-		return g.MCP.Serve(ctx, mcpLn, gateway.AllowBearer(spiffe.ServerTLSConfig(g.Authority)), DrainTimeout)
+		return g.MCP.Serve(ctx, g.mcpLn, gateway.AllowBearer(spiffe.ServerTLSConfig(g.Authority)), DrainTimeout)
 	})
-
-	ctlLn, err := net.Listen("tcp", cfg.Listen.Control)
-	if err != nil {
-		return fmt.Errorf("listen for the control API on %s: %w", cfg.Listen.Control, err)
-	}
-	g.ControlAddr = ctlLn.Addr().String()
-	g.serve(func() error { return g.Control.ServeTLS(ctx, ctlLn) })
+	g.serve(func() error { return g.Control.ServeTLS(ctx, g.controlLn) })
 
 	sockLn, err := control.ListenSocket(cfg.Listen.ControlSocket, 0o600)
 	if err != nil {
@@ -265,18 +291,11 @@ func (g *Gateway) listen(ctx context.Context) error {
 
 func (g *Gateway) listenAdmin(ctx context.Context) error {
 	ready := &Readiness{}
-	ready.Add("spiffe", func(context.Context) error {
-		_, err := g.Authority.GetX509SVID()
-		return err
-	})
+	ready.Add("spiffe", func(context.Context) error { return spiffe.Ready(g.Authority, time.Now()) })
 	ready.Add("audit", func(context.Context) error { return g.Audit.Err() })
 	ready.Add("upstream", func(context.Context) error { return g.Upstream.Ready() })
 
-	ln, err := net.Listen("tcp", g.cfg.Listen.Admin)
-	if err != nil {
-		return fmt.Errorf("listen for admin on %s: %w", g.cfg.Listen.Admin, err)
-	}
-	g.AdminAddr = ln.Addr().String()
+	ln := g.adminLn
 	srv := &http.Server{Handler: AdminHandler(ready, traces.MetricsHandler()), ReadHeaderTimeout: 5 * time.Second}
 	g.serve(func() error {
 		go func() {

@@ -171,7 +171,7 @@ func TestSPIREIssuesRunSVIDsUnderSPIRERoots(t *testing.T) {
 	cfg := config.Default()
 	cfg.TrustDomain = trustDomain
 	cfg.SPIRE.Socket = d.agentSocket
-	cfg.SPIRE.ServerSocket = "127.0.0.1:" + d.port
+	cfg.SPIRE.ServerAddress = "127.0.0.1:" + d.port
 	a, err := spiffe.Open(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)

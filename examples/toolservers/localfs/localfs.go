@@ -1,11 +1,10 @@
-// Command localfs is a small MCP tool server over stdio that reads and
-// lists files under one root folder. It offers the same tool names as the
+// Package localfs is a small MCP tool server that reads, lists and
+// writes files under one root folder. It offers the same tool names as the
 // npm package @modelcontextprotocol/server-filesystem (read_text_file,
 // list_directory, write_file), so the demo's policy works with either, and
-// the demo uses it when Node.js is not installed.
-//
-// Usage: localfs ROOT
-package main
+// the demo uses it when Node.js is not installed. Run it with
+// `agentauth example-server localfs ROOT`.
+package localfs
 
 import (
 	"context"
@@ -24,23 +23,8 @@ import (
 // flood the agent.
 const maxFileSize = 1 << 20
 
-func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: localfs ROOT")
-		os.Exit(2)
-	}
-	root, err := filepath.Abs(os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "localfs:", err)
-		os.Exit(1)
-	}
-	if err := server.ServeStdio(newServer(root)); err != nil {
-		fmt.Fprintln(os.Stderr, "localfs:", err)
-		os.Exit(1)
-	}
-}
-
-func newServer(root string) *server.MCPServer {
+// NewServer returns the MCP server for the folder root.
+func NewServer(root string) *server.MCPServer {
 	s := server.NewMCPServer("localfs", "0.1.0", server.WithToolCapabilities(false))
 	fs := &folder{root: root}
 	s.AddTool(mcp.NewTool("read_text_file",
