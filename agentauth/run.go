@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,9 @@ type Run struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// ownBundle says the trust bundle file was written by this package and
+	// is removed on Close.
+	ownBundle bool
 }
 
 // Option adjusts Join.
@@ -68,7 +72,7 @@ func JoinEnrollment(ctx context.Context, e Enrollment, opts ...Option) (*Run, er
 	if err := e.check(); err != nil {
 		return nil, err
 	}
-	o := joinOptions{log: slog.New(slog.DiscardHandler)}
+	o := joinOptions{log: discardLogger()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -76,9 +80,7 @@ func JoinEnrollment(ctx context.Context, e Enrollment, opts ...Option) (*Run, er
 	if err != nil {
 		return nil, err
 	}
-	r := &Run{enroll: e, td: td, log: o.log, bundle: x509bundle.FromX509Authorities(td, roots),
-		renewed: make(chan struct{}, 1), done: make(chan struct{})}
-	r.gateway, _ = spiffeid.FromSegments(td, "agentauth", "gateway")
+	r := newRun(e, td, x509bundle.FromX509Authorities(td, roots), o)
 
 	plain := NewControl(e.Control, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: tlsconfig.TLSClientConfig(r, tlsconfig.AuthorizeID(r.gateway))}})
@@ -93,10 +95,23 @@ func JoinEnrollment(ctx context.Context, e Enrollment, opts ...Option) (*Run, er
 	if err := r.install(key, svid); err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go r.renewLoop(rctx)
+	r.startRenewal()
 	return r, nil
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func newRun(e Enrollment, td spiffeid.TrustDomain, b *x509bundle.Bundle, o joinOptions) *Run {
+	r := &Run{enroll: e, td: td, log: o.log, bundle: b,
+		renewed: make(chan struct{}, 1), done: make(chan struct{})}
+	r.gateway, _ = spiffeid.FromSegments(td, "agentauth", "gateway")
+	return r
+}
+
+func (r *Run) startRenewal() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go r.renewLoop(ctx)
 }
 
 // loadBundle reads the trust bundle file. The trust domain comes from the
@@ -249,6 +264,11 @@ func (r *Run) Close() error {
 	if r.cancel != nil {
 		r.cancel()
 		<-r.done
+		r.cancel = nil
+	}
+	if r.ownBundle {
+		r.ownBundle = false
+		return os.RemoveAll(filepath.Dir(r.enroll.TrustBundle))
 	}
 	return nil
 }

@@ -248,3 +248,33 @@ func TestControlHTTPErrors(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+func TestStartRunAsSponsor(t *testing.T) {
+	g := startGateway(t, 10*time.Minute)
+	run, err := agentauth.StartRun(context.Background(), agentauth.DialSocket(g.socket),
+		api.StartRunRequest{Agent: "researcher", Grants: []string{"read"}, Purpose: "local tool"},
+		agentauth.Enrollment{Control: g.controlURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := run.Enrollment().TrustBundle
+	if _, err := os.Stat(bundle); err != nil {
+		t.Fatalf("bundle file: %v", err)
+	}
+	if err := run.Renew(context.Background()); err != nil {
+		t.Errorf("renew over mTLS: %v", err)
+	}
+	child, err := run.Delegate(context.Background(), api.DelegateRequest{Agent: "summarizer", Grants: []string{"read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := agentauth.JoinEnrollment(context.Background(), child.Enrollment)
+	if err != nil {
+		t.Fatalf("child joins with the saved bundle: %v", err)
+	}
+	cr.Close()
+	run.Close()
+	if _, err := os.Stat(bundle); !os.IsNotExist(err) {
+		t.Errorf("bundle file left behind: %v", err)
+	}
+}

@@ -23,6 +23,8 @@ type enrollment struct {
 
 // bootstrapStore keeps bootstrap tokens by their SHA-256 hash only, so a
 // copy of the store reveals no usable token. Each token works once.
+// NOTE: tokens live in memory, so a gateway restart voids the ones not
+// yet exchanged; the run then has to be started again.
 type bootstrapStore struct {
 	ttl time.Duration
 	now func() time.Time

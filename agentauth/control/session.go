@@ -20,7 +20,6 @@ type session struct {
 type login struct {
 	Verifier string // PKCE code verifier
 	Nonce    string
-	Next     string
 	expires  time.Time
 }
 
