@@ -62,8 +62,9 @@ func TestConformanceThroughGateway(t *testing.T) {
 	suite := testenv.NodeBin(t, "conformance")
 	fixtureURL := startFixture(t)
 
-	direct := runSuite(t, suite, env, fixtureURL)
-	through := runSuite(t, suite, env, startGateway(t, fixtureURL))
+	direct := runSuite(t, suite, env, fixtureURL, "")
+	gatewayURL := startGateway(t, fixtureURL)
+	through := runSuite(t, suite, env, gatewayURL, "")
 
 	var names []string
 	for name := range direct {
@@ -83,7 +84,7 @@ func TestConformanceThroughGateway(t *testing.T) {
 			t.Errorf("scenario %s now passes through the gateway; remove it from knownGaps", name)
 		case known:
 			t.Logf("scenario %s passes directly, not through the gateway (known gap: %s)", name, gap)
-		case !through[name]:
+		case !through[name] && !retry(t, suite, env, gatewayURL, name):
 			t.Errorf("scenario %s passes directly but fails through the gateway", name)
 		}
 	}
@@ -134,12 +135,26 @@ func waitListening(t *testing.T, addr string) {
 
 var scenarioDir = regexp.MustCompile(`^server-(.+)-\d{4}-\d{2}-\d{2}T`)
 
-// runSuite runs every server scenario against url and returns whether
-// each scenario passed all its checks.
-func runSuite(t *testing.T, suite string, env []string, url string) map[string]bool {
+// retry runs one scenario through the gateway once more. The fixture's
+// progress and logging scenarios sometimes deliver two of three
+// notifications even when called directly, so a single failure of a
+// scenario that passed directly is not yet a regression.
+func retry(t *testing.T, suite string, env []string, url, scenario string) bool {
+	ok := runSuite(t, suite, env, url, scenario)[scenario]
+	t.Logf("scenario %s failed once through the gateway; retried: passed=%v", scenario, ok)
+	return ok
+}
+
+// runSuite runs every server scenario (or only scenario) against url and
+// returns whether each scenario passed all its checks.
+func runSuite(t *testing.T, suite string, env []string, url, scenario string) map[string]bool {
 	t.Helper()
 	out := t.TempDir()
-	cmd := exec.Command(suite, "server", "--url", url, "-o", out)
+	args := []string{"server", "--url", url, "-o", out}
+	if scenario != "" {
+		args = append(args, "--scenario", scenario)
+	}
+	cmd := exec.Command(suite, args...)
 	cmd.Env = env
 	cmd.Dir = filepath.Join(testenv.NodeModules(), "..")
 	log, _ := cmd.CombinedOutput() // a failing scenario makes the exit status non-zero
