@@ -54,11 +54,12 @@ func (a *Authorizer) Authorize(ctx context.Context, req Request) Decision {
 	if k := req.Target.Kind; k != KindTool && k != KindResource && k != KindPrompt && k != KindCompletion {
 		return d.deny(ReasonMalformedRequest, fmt.Sprintf("target kind %q is unknown", k))
 	}
-	grant, d, ok := a.match(live, server, &req, d)
+	var buf [maxStackHops]runs.Use
+	uses, d, ok := a.match(live, server, &req, d, buf[:0])
 	if !ok {
 		return d
 	}
-	return a.finish(ctx, live, grant, &req, d)
+	return a.finish(ctx, live, uses, &req, d)
 }
 
 // checkRun looks the run up and checks the whole chain is live.
@@ -104,10 +105,16 @@ func (a *Authorizer) viaServer(via string) (string, bool) {
 	return name, true
 }
 
-// match finds the first grant of the run that covers the target and whose
-// condition holds, intersected with the tool server's grants for a
-// chained call.
-func (a *Authorizer) match(live *runs.Live, server string, req *Request, d Decision) (*policy.Grant, Decision, bool) {
+// maxStackHops sizes the buffer of grant uses kept on the stack; deeper
+// chains still work and allocate.
+const maxStackHops = 8
+
+// match finds, for the caller and every ancestor in turn, a grant that
+// covers the target and whose condition holds, intersected with the tool
+// server's grants for a chained call. uses receives one entry per run,
+// caller first.
+func (a *Authorizer) match(live *runs.Live, server string, req *Request, d Decision,
+	uses []runs.Use) ([]runs.Use, Decision, bool) {
 	t := &req.Target
 	candidates := live.Match(string(t.Kind), t.Server, t.Name)
 	if len(candidates) == 0 {
@@ -126,21 +133,61 @@ func (a *Authorizer) match(live *runs.Live, server string, req *Request, d Decis
 	for _, g := range candidates {
 		call.Calls = live.Calls(g.ID)
 		ok, err := holds(g, call)
+		if err == nil && ok {
+			uses = append(uses[:0], runs.Use{Live: live, Grant: g})
+			if uses, ok, err = ancestorsAllow(live, t, call, uses); ok {
+				d.GrantID = g.ID
+				return uses, d, true
+			}
+		}
 		if err != nil {
 			evalErr = err
-			continue
-		}
-		if ok {
-			d.GrantID = g.ID
-			return g, d, true
 		}
 	}
 	if evalErr != nil {
 		return nil, d.deny(ReasonPolicyError, "a grant condition could not be evaluated for this call"), false
 	}
 	d.GrantID = candidates[0].ID
-	return nil, d.deny(ReasonConditionFalse, fmt.Sprintf("the conditions of the grants covering %s %q do not hold for this call",
-		t.Kind, t.Name)), false
+	return nil, d.deny(ReasonConditionFalse, fmt.Sprintf("the conditions of the grants covering %s %q "+
+		"do not hold for this call along the chain", t.Kind, t.Name)), false
+}
+
+// ancestorsAllow finds a covering grant whose condition holds in every
+// ancestor of live, appending each to uses. A grant already passed lower
+// in the chain is not evaluated again, since its condition is the same.
+func ancestorsAllow(live *runs.Live, t *Target, call *policy.Call, uses []runs.Use) ([]runs.Use, bool, error) {
+	var evalErr error
+	for hop := live.Parent(); hop != nil; hop = hop.Parent() {
+		found := false
+		for _, h := range hop.Match(string(t.Kind), t.Server, t.Name) {
+			ok := passed(uses, h)
+			if !ok {
+				var err error
+				call.Calls = hop.Calls(h.ID)
+				if ok, err = holds(h, call); err != nil {
+					evalErr = err
+				}
+			}
+			if ok {
+				uses = append(uses, runs.Use{Live: hop, Grant: h})
+				found = true
+				break
+			}
+		}
+		if !found {
+			return uses, false, evalErr
+		}
+	}
+	return uses, true, nil
+}
+
+func passed(uses []runs.Use, g *policy.Grant) bool {
+	for _, u := range uses {
+		if u.Grant == g {
+			return true
+		}
+	}
+	return false
 }
 
 // toolServerAllows checks the tool server's own grants for a chained call.
@@ -181,28 +228,35 @@ func holds(g *policy.Grant, call *policy.Call) (bool, error) {
 	return g.Condition.Eval(call)
 }
 
-// finish applies budget and approval to the matched grant.
-func (a *Authorizer) finish(ctx context.Context, live *runs.Live, g *policy.Grant, req *Request, d Decision) Decision {
-	if live.Remaining(g.ID) == 0 {
-		return d.deny(ReasonBudgetExhausted, fmt.Sprintf("run %s has no calls left under grant %q", live.ID(), g.ID))
+// finish applies budgets and approval to the grants matched along the
+// chain. The first of them (caller first) that needs approval decides
+// whose approval the call needs.
+func (a *Authorizer) finish(ctx context.Context, live *runs.Live, uses []runs.Use, req *Request, d Decision) Decision {
+	if runs.Exhausted(uses) {
+		return d.deny(ReasonBudgetExhausted, fmt.Sprintf("run %s or a run above it has no calls left under grant %q",
+			live.ID(), d.GrantID))
 	}
 	approved := false
-	if g.Approval.Required {
-		var ok bool
-		if d, ok = a.approval(ctx, live, g, req, d); !ok {
-			return d
+	for _, u := range uses {
+		if u.Grant.Approval.Required {
+			var ok bool
+			if d, ok = a.approval(ctx, live, u.Grant, req, d); !ok {
+				return d
+			}
+			approved = true
+			break
 		}
-		approved = true
 	}
-	if !live.Consume(g.ID) {
-		return d.deny(ReasonBudgetExhausted, fmt.Sprintf("run %s has no calls left under grant %q", live.ID(), g.ID))
+	if !runs.ConsumeAll(uses) {
+		return d.deny(ReasonBudgetExhausted, fmt.Sprintf("run %s or a run above it has no calls left under grant %q",
+			live.ID(), d.GrantID))
 	}
-	d.Effect, d.Reason, d.Message = Allow, ReasonGranted, "allowed by grant "+g.ID
+	d.Effect, d.Reason, d.Message = Allow, ReasonGranted, "allowed by grant "+d.GrantID
 	switch {
 	case live.BreakGlass():
-		d.Reason, d.Message = ReasonBreakGlass, "allowed by break-glass grant "+g.ID
+		d.Reason, d.Message = ReasonBreakGlass, "allowed by break-glass grant "+d.GrantID
 	case approved:
-		d.Reason, d.Message = ReasonApproved, "allowed by grant "+g.ID+" with approval "+d.ApprovalID
+		d.Reason, d.Message = ReasonApproved, "allowed by grant "+d.GrantID+" with approval "+d.ApprovalID
 	}
 	return d
 }

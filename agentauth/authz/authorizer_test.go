@@ -16,7 +16,7 @@ agents:
     max_delegation_depth: 2
     max_fan_out: 3
   helper:
-    grants: [read, sum]
+    grants: [read, sum, read-any]
 roles:
   steward: {groups: [stewards]}
 grants:
@@ -27,6 +27,9 @@ grants:
   write:
     tools: [{server: fs, names: [write_file]}]
     approval: {approver: steward}
+  read-any:
+    tools: [{server: fs, names: [read_file]}]
+    condition: path_within(args.path, "/")
   sum:
     tools: [{server: calc, names: [add]}]
     condition: args.a + args.b < 100
@@ -38,7 +41,7 @@ grants:
 entitlements:
   - sponsors: {issuer: local, groups: [eng]}
     agents: [lead, helper]
-    grants: [read, write, sum, docs]
+    grants: [read, write, sum, docs, read-any]
 tool_servers:
   relay:
     grants: [read]
@@ -305,5 +308,33 @@ func TestVisibleFiltersWithoutSpending(t *testing.T) {
 	}
 	if f.a.Visible(ctx, r.ID, tool("read_file")) {
 		t.Error("revoked run still sees read_file")
+	}
+}
+
+func TestChildCannotLoosenCondition(t *testing.T) {
+	f := newFixture(t, mustParse(t, reasonPolicy))
+	ctx := context.Background()
+	root := f.start(t, "read")
+	child, err := f.m.Delegate(ctx, runs.DelegateRequest{ParentID: root.ID, Agent: "helper",
+		Grants: []string{"read-any"}})
+	if err != nil {
+		t.Fatalf("narrower grant under a covering parent grant: %v", err)
+	}
+	d := f.call(child.ID, "fs", "read_file", `{"path":"/etc/passwd"}`)
+	if d.Reason != authz.ReasonConditionFalse {
+		t.Errorf("child call outside the parent's condition = %s, want condition_false", d.Reason)
+	}
+	for i := range 3 {
+		d = f.call(child.ID, "fs", "read_file", `{"path":"/data/a"}`)
+		if !d.Allowed() || d.GrantID != "read-any" {
+			t.Fatalf("call %d inside both conditions = %s/%s grant %q", i, d.Effect, d.Reason, d.GrantID)
+		}
+	}
+	d = f.call(child.ID, "fs", "read_file", `{"path":"/data/a"}`)
+	if d.Reason != authz.ReasonBudgetExhausted {
+		t.Errorf("fourth call = %s, want budget_exhausted from the parent's grant budget of 3", d.Reason)
+	}
+	if d = f.call(root.ID, "fs", "read_file", `{"path":"/data/a"}`); d.Reason != authz.ReasonBudgetExhausted {
+		t.Errorf("parent call after the child spent its budget = %s, want budget_exhausted", d.Reason)
 	}
 }

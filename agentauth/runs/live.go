@@ -88,6 +88,10 @@ func (l *Live) Match(kind, server, name string) []*policy.Grant {
 // Holds reports whether the run's effective grants include the grant.
 func (l *Live) Holds(grantID string) bool { return l.view.Load().grants[grantID] != nil }
 
+// Uncovered returns the first operation the grant covers that none of the
+// run's effective grants covers, or "" when the run covers all of it.
+func (l *Live) Uncovered(g *policy.Grant) string { return l.view.Load().uncovered(g) }
+
 // Calls returns how many calls the run has made under the grant.
 func (l *Live) Calls(grantID string) int64 {
 	if b := l.budgets[grantID]; b != nil {
@@ -109,6 +113,36 @@ func (l *Live) Consume(grantID string) bool {
 		}
 	}
 	return true
+}
+
+// Use is one grant of one run that a call is counted against.
+type Use struct {
+	Live  *Live
+	Grant *policy.Grant
+}
+
+// ConsumeAll counts one call against every use, atomically per counter.
+// It returns false, counting nothing, when any of them has no budget left.
+func ConsumeAll(uses []Use) bool {
+	for i, u := range uses {
+		if !u.Live.budgets[u.Grant.ID].take() {
+			for _, undo := range uses[:i] {
+				undo.Live.budgets[undo.Grant.ID].give()
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// Exhausted reports whether any use has no budget left.
+func Exhausted(uses []Use) bool {
+	for _, u := range uses {
+		if b := u.Live.budgets[u.Grant.ID]; b != nil && b.limit > 0 && b.used.Load() >= b.limit {
+			return true
+		}
+	}
+	return false
 }
 
 // Remaining returns how many calls the run may still make under the grant

@@ -207,11 +207,11 @@ func TestDelegationNarrows(t *testing.T) {
 		text string
 	}{
 		{"gain a grant", runs.DelegateRequest{ParentID: root.ID, Agent: "helper", Grants: []string{"write"}},
-			`grant "write" is not held by parent run`},
+			`grant "write" covers tool fs/write_file, which parent run`},
 		{"outlive the parent", runs.DelegateRequest{ParentID: root.ID, Agent: "helper", Grants: []string{"read"},
 			TTL: time.Hour}, "what the parent run has left"},
 		{"agent may not hold", runs.DelegateRequest{ParentID: root.ID, Agent: "lead", Grants: []string{"glass"}},
-			`grant "glass" is not held`},
+			`grant "glass" covers tool fs/write_file, which parent run`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -172,7 +172,7 @@ func budgetsFor(p *policy.Policy, grants []string, asked map[string]int64, paren
 		if n, ok := asked[id]; ok && (limit == 0 || n < limit) {
 			limit = n
 		}
-		if parent != nil {
+		if parent != nil && parent.Holds(id) {
 			left := parent.Remaining(id)
 			if left == 0 {
 				return nil, newError(ErrEscalation, fmt.Sprintf("grant %q has no budget left in the parent run", id))
@@ -203,10 +203,11 @@ func RunSPIFFEID(trustDomain, agent, runID string) string {
 	return "spiffe://" + trustDomain + "/agents/" + agent + "/runs/" + runID
 }
 
-// Delegate starts a child run of a live run. The child's grants must be a
-// subset of what the parent holds now; its expiry and budgets never exceed
-// what the parent has left; depth and fan-out stay within every agent's
-// limits. A request that would widen authority is rejected with an error
+// Delegate starts a child run of a live run. Every operation a child's
+// grant covers must be covered by a grant the parent holds now, and a
+// call of the child must also pass the parent's covering grant, so the
+// conditions AND. The child's expiry and budgets never exceed what the
+// parent has left, and depth and fan-out stay within every agent's limits. A request that would widen authority is rejected with an error
 // wrapping ErrEscalation and reported to the Recorder.
 func (m *Manager) Delegate(ctx context.Context, req DelegateRequest) (Run, error) {
 	now := m.now()
@@ -266,9 +267,13 @@ func (m *Manager) checkDelegate(req DelegateRequest, now time.Time) (Run, *Live,
 		return Run{}, parent, err
 	}
 	for _, g := range req.Grants {
-		if !parent.Holds(g) {
-			return Run{}, parent, newError(ErrEscalation, fmt.Sprintf("grant %q is not held by parent run %s; "+
-				"a child run can only receive grants its parent holds", g, parent.run.ID))
+		grant := p.Grants[g]
+		if grant == nil {
+			return Run{}, parent, newError(ErrNotFound, fmt.Sprintf("grant %q is not declared in the policy", g))
+		}
+		if miss := parent.Uncovered(grant); miss != "" {
+			return Run{}, parent, newError(ErrEscalation, fmt.Sprintf("grant %q covers %s, which parent run %s "+
+				"does not hold; a child run can only narrow what its parent holds", g, miss, parent.run.ID))
 		}
 		if err := checkEntitled(p, parent.run.Sponsor, req.Agent, g); err != nil {
 			return Run{}, parent, &Error{Code: ErrEscalation.Code, Msg: err.Error()}

@@ -12,9 +12,11 @@ type targetKey struct {
 	kind, server, name string
 }
 
-// view is a run's effective grants under one policy: what the run holds
-// intersected with what its agent may hold, what the sponsor is entitled
-// to hand that agent and what the parent's view holds.
+// view is a run's effective grants under one policy: the grants the run
+// was given that its agent may still hold, that the sponsor is still
+// entitled to hand that agent, and whose coverage the parent's view still
+// covers. A call must in addition pass a covering grant of every ancestor,
+// which the authorizer checks.
 type view struct {
 	policy *policy.Policy
 	grants map[string]*policy.Grant
@@ -62,7 +64,7 @@ func buildView(p *policy.Policy, r *Run, parent *view) *view {
 }
 
 func holds(p *policy.Policy, agent *policy.Agent, r *Run, g *policy.Grant, parent *view) bool {
-	if parent != nil && parent.grants[g.ID] == nil {
+	if parent != nil && parent.uncovered(g) != "" {
 		return false
 	}
 	if r.BreakGlass {
@@ -122,4 +124,71 @@ func (v *view) match(kind, server, name string) []*policy.Grant {
 		return exact
 	}
 	return append(slices.Clone(exact), out...)
+}
+
+// uncovered returns the first operation g covers that no grant of the
+// view covers, as "kind server/name", or "" when the view covers all of g.
+// A resource prefix of g is covered only by a prefix of the view that
+// starts it.
+func (v *view) uncovered(g *policy.Grant) string {
+	if v.grants[g.ID] != nil {
+		return ""
+	}
+	for _, r := range g.Tools {
+		if n := v.missingName(policy.KindTool, r); n != "" {
+			return n
+		}
+	}
+	for _, r := range g.Prompts {
+		if n := v.missingName(policy.KindPrompt, r); n != "" {
+			return n
+		}
+	}
+	for _, s := range g.Completions {
+		if len(v.match(policy.KindCompletion, s, "")) == 0 {
+			return policy.KindCompletion + " " + s
+		}
+	}
+	for _, r := range g.Resources {
+		if n := v.missingResource(r); n != "" {
+			return n
+		}
+	}
+	return ""
+}
+
+func (v *view) missingName(kind string, r policy.NameRule) string {
+	for _, n := range r.Names {
+		if len(v.match(kind, r.Server, n)) == 0 {
+			return kind + " " + r.Server + "/" + n
+		}
+	}
+	return ""
+}
+
+func (v *view) missingResource(r policy.ResourceRule) string {
+	for _, u := range r.URIs {
+		if len(v.match(policy.KindResource, r.Server, u)) == 0 {
+			return policy.KindResource + " " + r.Server + "/" + u
+		}
+	}
+	for _, p := range r.Prefixes {
+		if !v.coversPrefix(r.Server, p) {
+			return policy.KindResource + " " + r.Server + "/" + p + "*"
+		}
+	}
+	return ""
+}
+
+func (v *view) coversPrefix(server, prefix string) bool {
+	for _, g := range v.prefixed {
+		for _, r := range g.Resources {
+			for _, p := range r.Prefixes {
+				if r.Server == server && strings.HasPrefix(prefix, p) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
