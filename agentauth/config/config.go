@@ -32,6 +32,9 @@ type Config struct {
 	TrustDomain string `yaml:"trust_domain"`
 	// Policy is a policy file or a folder of policy files.
 	Policy string `yaml:"policy"`
+	// ApprovalWait bounds how long a call that needs a human's approval
+	// waits for the decision before it returns the pending approval's id.
+	ApprovalWait time.Duration `yaml:"approval_wait"`
 
 	Log     Log      `yaml:"log"`
 	Listen  Listen   `yaml:"listen"`
@@ -109,9 +112,10 @@ type Server struct {
 // Default returns the embedded default configuration.
 func Default() Config {
 	return Config{
-		StateDir:    defaultStateDir(),
-		TrustDomain: "agentauth.local",
-		Log:         Log{Level: "info", Format: "text"},
+		StateDir:     defaultStateDir(),
+		TrustDomain:  "agentauth.local",
+		ApprovalWait: 30 * time.Second,
+		Log:          Log{Level: "info", Format: "text"},
 		Listen: Listen{
 			MCP:     "127.0.0.1:8443",
 			Control: "127.0.0.1:8444",

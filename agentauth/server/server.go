@@ -217,16 +217,17 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 		return err
 	}
 	mcpGateway, err = gateway.New(gateway.Options{
-		TrustDomain: td,
-		Authorizer:  authz.New(g.Runs),
-		Auditor:     gateway.AuditLog(g.Audit),
-		Upstream:    set,
-		Tokens:      tokens,
-		JWT:         gateway.JWTSVIDs(g.Authority),
-		Approvals:   approvalWaiter{g.Runs},
-		ApprovalURL: func(id string) string { return "https://" + g.ControlAddr + "/approvals#" + id },
-		Tracer:      traces.Tracer(),
-		Logger:      logger.With("component", "gateway"),
+		TrustDomain:  td,
+		Authorizer:   authz.New(g.Runs),
+		Auditor:      gateway.AuditLog(g.Audit),
+		Upstream:     set,
+		Tokens:       tokens,
+		JWT:          gateway.JWTSVIDs(g.Authority),
+		Approvals:    approvalWaiter{g.Runs},
+		ApprovalWait: cfg.ApprovalWait,
+		ApprovalURL:  func(id string) string { return "https://" + g.ControlAddr + "/approvals#" + id },
+		Tracer:       traces.Tracer(),
+		Logger:       logger.With("component", "gateway"),
 	})
 	if err != nil {
 		return err
