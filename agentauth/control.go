@@ -40,7 +40,7 @@ func NewControl(baseURL string, hc *http.Client) *Control {
 type APIError struct {
 	Status  int
 	Code    string // one of the api.Code constants
-	Message string // what failed and what to do
+	Message string // the failure and the fix, for people
 }
 
 func (e *APIError) Error() string {
@@ -98,7 +98,7 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
-// Whoami returns the caller as the gateway sees it.
+// Whoami returns the caller as the gateway identifies it.
 func (c *Control) Whoami(ctx context.Context) (api.Identity, error) {
 	var id api.Identity
 	return id, c.do(ctx, "GET", "/v1/whoami", nil, &id)

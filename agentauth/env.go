@@ -17,7 +17,7 @@ const (
 	EnvTrustBundle    = "AGENTAUTH_TRUST_BUNDLE"
 )
 
-// Enrollment is what an agent process needs to join its run.
+// Enrollment is the set of values an agent process needs to join its run.
 type Enrollment struct {
 	Gateway        string // MCP endpoint URL
 	Control        string // control API URL

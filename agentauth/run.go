@@ -42,7 +42,7 @@ type Run struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
-	// ownBundle says the trust bundle file was written by this package and
+	// ownBundle reports that the trust bundle file was written by this package and
 	// is removed on Close.
 	ownBundle bool
 }
@@ -123,7 +123,7 @@ func loadBundle(e Enrollment) ([]*x509.Certificate, spiffeid.TrustDomain, error)
 	}
 	roots, err := parseCerts(data)
 	if err != nil || len(roots) == 0 {
-		return nil, spiffeid.TrustDomain{}, fmt.Errorf("agentauth: trust bundle %s holds no PEM certificate", e.TrustBundle)
+		return nil, spiffeid.TrustDomain{}, fmt.Errorf("agentauth: trust bundle %s contains no PEM certificate; point %s at the gateway's bundle", e.TrustBundle, EnvTrustBundle)
 	}
 	if e.SPIFFEID != "" {
 		id, err := spiffeid.FromString(e.SPIFFEID)

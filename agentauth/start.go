@@ -13,11 +13,11 @@ import (
 	"github.com/agentauth/agentauth/agentauth/control/api"
 )
 
-// StartRun starts a run as the sponsor that ctl authenticates (the OS
-// user, on the control socket) and acts as it in this process: the run's
+// StartRun starts a run as the sponsor that ctl authenticates (the OS user,
+// on the control socket) and acts as that run in this process. The run's
 // key is generated here, in memory, and its CSR goes with the start
 // request, so no bootstrap token is needed. e names the gateway and the
-// control URL (used to renew the SVID); its token and bundle are ignored.
+// control URL, which renewal uses; its token is ignored.
 func StartRun(ctx context.Context, ctl *Control, req api.StartRunRequest, e Enrollment,
 	opts ...Option) (*Run, error) {
 	if e.Control == "" {
@@ -73,4 +73,3 @@ func saveBundle(pemText string) (string, error) {
 	path := filepath.Join(dir, "bundle.pem")
 	return path, os.WriteFile(path, []byte(pemText), 0o600)
 }
-

@@ -29,7 +29,7 @@ func TxnTokenFromRequest(req mcp.CallToolRequest) (string, bool) {
 type txnTokenKey struct{}
 
 // WithTxnToken returns a context whose MCP requests, made with a client
-// from Run.MCPClient or ToolClient, carry tok in the Txn-Token header.
+// from Run.MCPClient or ToolServer.MCPClient, carry tok in the Txn-Token header.
 func WithTxnToken(ctx context.Context, tok string) context.Context {
 	return context.WithValue(ctx, txnTokenKey{}, tok)
 }

@@ -12,8 +12,7 @@ import (
 // bootstrapPrefix starts every bootstrap token, so scanners can spot one.
 const bootstrapPrefix = "aabt_"
 
-// enrollment is what a bootstrap token entitles its holder to: the SVID
-// of one run.
+// enrollment is the right a bootstrap token grants: the SVID of one run.
 type enrollment struct {
 	RunID    string
 	Agent    string

@@ -279,4 +279,3 @@ func withManager(policyYAML string) harnessOption {
 		}
 	}
 }
-

@@ -223,4 +223,6 @@ func (s ManagerServices) Deny(ctx context.Context, id string, by api.Sponsor, co
 }
 
 // String names the adapter in logs.
-func (s ManagerServices) String() string { return fmt.Sprintf("runs.Manager(%s)", s.Manager.TrustDomain()) }
+func (s ManagerServices) String() string {
+	return fmt.Sprintf("runs.Manager(%s)", s.Manager.TrustDomain())
+}

@@ -6,14 +6,14 @@ import (
 	"github.com/agentauth/agentauth/agentauth/control/api"
 )
 
-// access says which callers a route admits.
+// access is the set of callers a route admits.
 type access int
 
 const (
-	anyone        access = iota // no authentication; the body carries the proof
-	sponsorOnly                 // an authenticated human
-	agentOnly                   // an agent run with its SVID
-	sponsorOrAgent              // either; the handler narrows it
+	anyone         access = iota // no authentication; the body carries the proof
+	sponsorOnly                  // an authenticated human
+	agentOnly                    // an agent run with its SVID
+	sponsorOrAgent               // either; the handler narrows it
 )
 
 // route is one endpoint of the JSON API.

@@ -13,7 +13,7 @@ import (
 
 // Errors that services return (wrapped) so that the control API can reply
 // with the right status. The wrapping error's text is shown to the caller,
-// so it must say what failed and what to do, and hold no secret.
+// so it must name what failed and the fix, and contain no secret.
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrForbidden = errors.New("forbidden")
@@ -75,8 +75,8 @@ type Approvals interface {
 	Deny(ctx context.Context, id string, by api.Sponsor, comment string) (api.Approval, error)
 }
 
-// Signer signs run X.509-SVIDs. The gateway never sees a run's private key:
-// it signs the CSR that the agent made.
+// Signer signs run X.509-SVIDs from CSRs that the agent makes, so the
+// gateway never holds a run's private key.
 type Signer interface {
 	// SignRunCSR returns the certificate chain, leaf first, for id with the
 	// public key of the DER-encoded CSR, valid until notAfter at the latest.

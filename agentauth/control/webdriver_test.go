@@ -121,7 +121,9 @@ func (b *browser) do(method, path string, body, out any) {
 	}
 }
 
-func (b *browser) open(url string) { b.do("POST", b.session+"/url", map[string]string{"url": url}, nil) }
+func (b *browser) open(url string) {
+	b.do("POST", b.session+"/url", map[string]string{"url": url}, nil)
+}
 
 // find waits up to 15 s for an element matching css and returns its id.
 func (b *browser) find(css string) string {

@@ -44,7 +44,7 @@ type Sponsor struct {
 // String returns subject@issuer, the form people read in tables and logs.
 func (s Sponsor) String() string { return s.Subject + "@" + s.Issuer }
 
-// StartRunRequest asks the control API to start a run for the caller.
+// StartRunRequest is the body of a request to start a run for the caller.
 type StartRunRequest struct {
 	Agent   string   `json:"agent"`
 	Grants  []string `json:"grants"`
@@ -57,7 +57,8 @@ type StartRunRequest struct {
 	CSR string `json:"csr,omitempty"`
 }
 
-// DelegateRequest asks for a child run of the calling agent's run.
+// DelegateRequest is the body of a request for a child run of the calling
+// agent's run.
 type DelegateRequest struct {
 	Agent   string   `json:"agent"`
 	Grants  []string `json:"grants"`
@@ -83,8 +84,8 @@ type ExchangeRequest struct {
 	CSR            string `json:"csr"`
 }
 
-// RenewRequest asks for a new SVID; the caller authenticates with its
-// current SVID over mTLS.
+// RenewRequest is the body of a request for a new SVID. The caller
+// authenticates with its current SVID over mTLS.
 type RenewRequest struct {
 	CSR string `json:"csr"`
 }
@@ -116,13 +117,13 @@ type Approval struct {
 	Arguments map[string]any `json:"arguments,omitempty"`
 	// ArgsDigest is the hex SHA-256 of the exact argument bytes the
 	// approval is bound to.
-	ArgsDigest string `json:"args_digest,omitempty"`
-	Purpose   string         `json:"purpose,omitempty"`
-	Status    string         `json:"status"`
-	CreatedAt time.Time      `json:"created_at"`
-	ExpiresAt time.Time      `json:"expires_at,omitzero"`
-	DecidedBy *Sponsor       `json:"decided_by,omitempty"`
-	Comment   string         `json:"comment,omitempty"`
+	ArgsDigest string    `json:"args_digest,omitempty"`
+	Purpose    string    `json:"purpose,omitempty"`
+	Status     string    `json:"status"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	DecidedBy  *Sponsor  `json:"decided_by,omitempty"`
+	Comment    string    `json:"comment,omitempty"`
 }
 
 // DecisionRequest approves or denies an approval, with a comment.
@@ -164,7 +165,7 @@ type Identity struct {
 type Error struct {
 	// Code is stable and machine-readable; see the Code constants.
 	Code string `json:"code"`
-	// Message says what failed and what to do next.
+	// Message names what failed and what to do next.
 	Message string `json:"message"`
 }
 

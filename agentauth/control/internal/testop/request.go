@@ -46,19 +46,21 @@ type Client struct {
 
 var _ op.Client = (*Client)(nil)
 
-func (c *Client) GetID() string                          { return c.ID }
-func (c *Client) RedirectURIs() []string                 { return c.Redirects }
-func (c *Client) PostLogoutRedirectURIs() []string       { return nil }
-func (c *Client) ApplicationType() op.ApplicationType    { return op.ApplicationTypeWeb }
-func (c *Client) AuthMethod() oidc.AuthMethod            { return oidc.AuthMethodNone }
-func (c *Client) ResponseTypes() []oidc.ResponseType     { return []oidc.ResponseType{oidc.ResponseTypeCode} }
-func (c *Client) GrantTypes() []oidc.GrantType           { return []oidc.GrantType{oidc.GrantTypeCode} }
-func (c *Client) LoginURL(id string) string              { return "/login?id=" + id }
-func (c *Client) AccessTokenType() op.AccessTokenType    { return op.AccessTokenTypeBearer }
-func (c *Client) DevMode() bool                          { return false }
-func (c *Client) IsScopeAllowed(string) bool             { return true }
-func (c *Client) IDTokenUserinfoClaimsAssertion() bool   { return true }
-func (c *Client) ClockSkew() time.Duration               { return 0 }
+func (c *Client) GetID() string                       { return c.ID }
+func (c *Client) RedirectURIs() []string              { return c.Redirects }
+func (c *Client) PostLogoutRedirectURIs() []string    { return nil }
+func (c *Client) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
+func (c *Client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodNone }
+func (c *Client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c *Client) GrantTypes() []oidc.GrantType                             { return []oidc.GrantType{oidc.GrantTypeCode} }
+func (c *Client) LoginURL(id string) string                                { return "/login?id=" + id }
+func (c *Client) AccessTokenType() op.AccessTokenType                      { return op.AccessTokenTypeBearer }
+func (c *Client) DevMode() bool                                            { return false }
+func (c *Client) IsScopeAllowed(string) bool                               { return true }
+func (c *Client) IDTokenUserinfoClaimsAssertion() bool                     { return true }
+func (c *Client) ClockSkew() time.Duration                                 { return 0 }
 func (c *Client) RestrictAdditionalIdTokenScopes() func([]string) []string { return same }
 func (c *Client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return same
