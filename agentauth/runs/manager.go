@@ -269,7 +269,8 @@ func (m *Manager) FlushBudgets(ctx context.Context) error {
 	return nil
 }
 
-// sweep drops runs whose whole subtree ended more than retainEnded ago.
+// sweep drops runs whose whole subtree ended, and approvals that expired,
+// more than retainEnded ago. The store keeps them.
 func (m *Manager) sweep() {
 	cutoff := m.now().Add(-retainEnded)
 	m.mu.Lock()
@@ -277,6 +278,11 @@ func (m *Manager) sweep() {
 	for id, l := range m.runs {
 		if l.parent == nil && l.run.Expiry.Before(cutoff) {
 			m.dropLocked(id, l)
+		}
+	}
+	for id, p := range m.approvals {
+		if p.a.Expires.Before(cutoff) {
+			delete(m.approvals, id)
 		}
 	}
 }
