@@ -16,7 +16,7 @@ import (
 type discardExporter struct{}
 
 func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardExporter) Shutdown(context.Context) error                         { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
 // tracedCall does what the gateway does per tool call: extract the
 // caller's context from _meta, start the server span with the request

@@ -1,8 +1,9 @@
-// Package traces sets up OpenTelemetry for the gateway: tracer and meter
-// providers configured by the standard OTEL_* environment variables,
-// span and attribute names that follow the semantic conventions for MCP,
-// trace context propagation through MCP params._meta, the gateway's
-// metric instruments and their Prometheus exposition.
+// Package traces sets up OpenTelemetry for the gateway. It holds the
+// tracer and meter providers, configured by the standard OTEL_*
+// environment variables, and span and attribute names that follow the
+// semantic conventions for MCP. It also propagates trace context through
+// MCP params._meta and defines the gateway's metric instruments and
+// their Prometheus exposition.
 //
 // Tracing is off unless an OTLP endpoint or OTEL_TRACES_EXPORTER=otlp is
 // set. When it is on, spans go through a bounded queue that never blocks

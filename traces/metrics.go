@@ -21,7 +21,7 @@ const (
 	MetricDroppedSpans            = "agentauth.spans.dropped"
 )
 
-// AttrDropReason says why spans were dropped: queue_full or export_failed.
+// AttrDropReason is why spans were dropped: queue_full or export_failed.
 const AttrDropReason = attribute.Key("agentauth.drop.reason")
 
 // durationBuckets are the bucket boundaries, in seconds, that the MCP

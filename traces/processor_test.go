@@ -145,7 +145,7 @@ func TestQueueShutdownFlushes(t *testing.T) {
 	if err := tp.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// The in-memory exporter forgets its spans on Shutdown, so check the
+	// The in-memory exporter clears its spans on Shutdown, so check the
 	// count the queue kept.
 	if got := q.exported.Load(); got != 12 {
 		t.Errorf("exported %d spans by shutdown (%d before), want 12", got, spansBefore)

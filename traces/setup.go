@@ -160,8 +160,8 @@ func newResource(ctx context.Context, serviceName string) (*resource.Resource, e
 		resource.WithTelemetrySDK(), resource.WithFromEnv())
 }
 
-// spanExporterFromEnv returns the OTLP exporter the environment asks
-// for, or nil when spans are not to be exported.
+// spanExporterFromEnv returns the OTLP exporter the environment selects,
+// or nil when spans are not to be exported.
 func spanExporterFromEnv(ctx context.Context) (sdktrace.SpanExporter, error) {
 	names := strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER"))
 	endpoint := firstEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")

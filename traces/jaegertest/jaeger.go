@@ -1,7 +1,7 @@
 // Package jaegertest starts a real Jaeger for tests and reads back the
 // spans it received. Jaeger runs from the binary that
 // `go tool task tools` builds into .bin/, with an in-memory store and
-// every listener on a free loopback port; a test that needs it fails
+// every listener on a free loopback port. A test that needs it fails
 // when the binary is missing, and skips with -short.
 package jaegertest
 
