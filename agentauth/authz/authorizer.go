@@ -46,7 +46,9 @@ func (a *Authorizer) Authorize(ctx context.Context, req Request) Decision {
 	if !ok {
 		return d
 	}
-	d.Chain = a.chains.get(live, req.Via)
+	if req.Via != "" {
+		d.Chain = a.chains.get(live, req.Via)
+	}
 	server, ok := a.viaServer(req.Via)
 	if !ok {
 		return d.deny(ReasonUnauthenticated, fmt.Sprintf("caller %q is not a tool server SPIFFE ID of this trust domain", req.Via))
@@ -71,22 +73,19 @@ func (a *Authorizer) checkRun(runID string, now time.Time) (*runs.Live, Decision
 	}
 	sp := live.Sponsor()
 	d.SponsorIssuer, d.SponsorSubject, d.BreakGlass = sp.Issuer, sp.Subject, live.BreakGlass()
+	d.Chain = a.chains.get(live, "")
+	if !live.SponsorActive() {
+		return nil, d.deny(ReasonSponsorInactive, "the run's sponsor is deactivated"), false
+	}
 	for hop := live; hop != nil; hop = hop.Parent() {
 		if hop.Revoked() {
-			d.Chain = a.chains.get(live, "")
 			return nil, d.deny(ReasonRunRevoked, "run "+hop.ID()+" was revoked"), false
 		}
 		if !now.Before(hop.Expiry()) {
-			d.Chain = a.chains.get(live, "")
 			return nil, d.deny(ReasonRunExpired, "run "+hop.ID()+" has expired"), false
 		}
 	}
-	if !live.SponsorActive() {
-		d.Chain = a.chains.get(live, "")
-		return nil, d.deny(ReasonSponsorInactive, "the run's sponsor is deactivated"), false
-	}
 	if !live.DepthAllowed() {
-		d.Chain = a.chains.get(live, "")
 		return nil, d.deny(ReasonChainTooDeep, "the chain is deeper than the policy now allows"), false
 	}
 	return live, d, true
