@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/agentauth/agentauth/agentauth/control/api"
 )
 
@@ -102,18 +104,21 @@ func decode(w http.ResponseWriter, r *http.Request, v any) *api.Error {
 	return decodeJSON(body, v)
 }
 
+// decodeJSON decodes one JSON value with the v2 semantics of
+// go-json-experiment: member names match case-sensitively, duplicate
+// names, invalid UTF-8 and trailing data are errors, and unknown members
+// are rejected.
 func decodeJSON(body io.Reader, v any) *api.Error {
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			return &api.Error{Code: api.CodeRequestTooLarge,
-				Message: fmt.Sprintf("the request body is over %d bytes", api.MaxBodyBytes)}
-		}
-		return errInvalid(fmt.Sprintf("invalid JSON body: %v", err))
+	data, err := io.ReadAll(body)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		return &api.Error{Code: api.CodeRequestTooLarge,
+			Message: fmt.Sprintf("the request body is over %d bytes", api.MaxBodyBytes)}
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errInvalid("invalid JSON body: data after the JSON value")
+	if err != nil {
+		return errInvalid(fmt.Sprintf("reading the request body failed: %v", err))
+	}
+	if err := jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return errInvalid(fmt.Sprintf("invalid JSON body: %v", err))
 	}
 	return nil
 }
