@@ -49,6 +49,10 @@ func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg *envelo
 		attribute.String("agentauth.reason", string(a.decision.Reason)))
 	if !ok {
 		span.SetStatus(codes.Error, string(a.decision.Reason))
+		if data.ApprovalURL != "" && g.supportsURLElicitation(r) {
+			writeApprovalURL(w, msg.ID, data)
+			return
+		}
 		writeDenial(w, msg.ID, denialMessage(a.decision), data)
 		return
 	}

@@ -5,15 +5,16 @@ import (
 	"net/http"
 
 	"errors"
+
 	"github.com/agentauth/agentauth/mcp/envelope"
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/agentauth/agentauth/agentauth/authz"
 )
 
 // DenialCode is the one JSON-RPC error code of every call the gateway
 // refuses on policy grounds: unauthenticated, not granted, condition
-// false, approval pending or denied, audit unavailable, malformed request.
-// It sits in the range JSON-RPC leaves to servers (-32000 to -32099) and
+// false, approval pending or denied, audit unavailable. It sits in the range JSON-RPC leaves to servers (-32000 to -32099) and
 // clashes with no code MCP defines. The reason is in error.data.reason.
 const DenialCode = -32030
 
@@ -27,9 +28,9 @@ type DenialData struct {
 }
 
 type rpcError struct {
-	Code    int        `json:"code"`
-	Message string     `json:"message"`
-	Data    DenialData `json:"data"`
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data"`
 }
 
 type rpcErrorResponse struct {
@@ -48,7 +49,7 @@ func writeDenial(w http.ResponseWriter, id json.RawMessage, msg string, data Den
 	writeError(w, raw, DenialCode, msg, data, id == nil)
 }
 
-func writeError(w http.ResponseWriter, id json.RawMessage, code int, msg string, data DenialData, forbidden bool) {
+func writeError(w http.ResponseWriter, id json.RawMessage, code int, msg string, data any, forbidden bool) {
 	body, _ := json.Marshal(rpcErrorResponse{
 		JSONRPC: "2.0", ID: id,
 		Error: rpcError{Code: code, Message: msg, Data: data},
@@ -88,4 +89,22 @@ func writeMalformed(w http.ResponseWriter, err error) {
 	sw := &statusWriter{ResponseWriter: w, status: status}
 	writeError(sw, json.RawMessage("null"), code, "malformed request: "+err.Error(),
 		DenialData{Reason: authz.ReasonMalformedRequest}, false)
+}
+
+// approvalElicitation is error.data of a pending approval sent to a
+// client that supports URL-mode elicitation: the MCP elicitations list,
+// plus the denial fields.
+type approvalElicitation struct {
+	Elicitations []mcp.ElicitationParams `json:"elicitations"`
+	DenialData
+}
+
+// writeApprovalURL answers a call pending approval with MCP's
+// URL-elicitation-required error (-32042), whose elicitation points the
+// person at the client to the approval page.
+func writeApprovalURL(w http.ResponseWriter, id json.RawMessage, data DenialData) {
+	el := mcp.ElicitationParams{Mode: "url", ElicitationID: data.ApprovalID, URL: data.ApprovalURL,
+		Message: "This call needs a person's approval. Open the link to review it; the agent can retry once it is approved."}
+	writeError(w, id, mcp.URL_ELICITATION_REQUIRED, "approval required: "+data.ApprovalID,
+		approvalElicitation{Elicitations: []mcp.ElicitationParams{el}, DenialData: data}, false)
 }

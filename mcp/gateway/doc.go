@@ -45,7 +45,10 @@
 // condition_false, approval_required, tool_definition_changed,
 // txn_token_invalid or audit_unavailable), run_id, trace_id and, for a
 // pending approval, approval_id and approval_url. It never carries policy
-// internals. A body refused by the envelope decoder gets the JSON-RPC code
+// internals. The one exception: a call pending approval from a session
+// whose client declared URL-mode elicitation is answered with MCP's
+// URL-elicitation-required error (-32042), whose data lists one URL
+// elicitation pointing at the approval page, next to the same fields. A body refused by the envelope decoder gets the JSON-RPC code
 // for its fault (-32700 or -32600) with reason malformed_request, and HTTP
 // 400, 413 or 415. An unauthenticated request gets HTTP 401.
 //

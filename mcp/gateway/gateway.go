@@ -67,6 +67,9 @@ type Gateway struct {
 	prop     propagation.TextMapPropagator
 
 	outcomes sync.WaitGroup // outcome records being written
+	// urlClients holds the ids of sessions whose client declared URL-mode
+	// elicitation at initialize.
+	urlClients sync.Map
 
 	mu    sync.RWMutex
 	tools map[string]upstream.Tool // exposed name -> tool, including quarantined
@@ -94,6 +97,7 @@ func New(opts Options) (*Gateway, error) {
 		server.WithResourceCompletionProvider(completer{g}),
 		server.WithLogging(),
 		server.WithElicitation(),
+		server.WithHooks(g.hooks()),
 	)
 	g.http = server.NewStreamableHTTPServer(g.mcp,
 		server.WithSessionIdManagerResolver(g.sessions),

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -251,4 +252,45 @@ func TestProgressIsRelayed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Errorf("progress notifications = %v, want 3", got)
+}
+
+func TestPendingApprovalElicitsURLWhereSupported(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.Approvals = fakeApprovals{"wait"}
+		o.ApprovalURL = func(id string) string { return "https://gw.example.org/approvals/" + id }
+	})
+	hc := h.ca.httpClient(t, runID(runA))
+	session := func(caps string) string {
+		req, _ := http.NewRequest(http.MethodPost, h.url, strings.NewReader(
+			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",`+
+				`"capabilities":`+caps+`,"clientInfo":{"name":"t","version":"1"}}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		sid := resp.Header.Get("Mcp-Session-Id")
+		h.post(t, hc, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, map[string]string{"Mcp-Session-Id": sid})
+		return sid
+	}
+	deploy := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"fs__deploy","arguments":{}}}`
+
+	_, body := h.post(t, hc, deploy, map[string]string{"Mcp-Session-Id": session(`{"elicitation":{"url":{}}}`)})
+	e, _ := body["error"].(map[string]any)
+	if code, _ := e["code"].(float64); code != mcp.URL_ELICITATION_REQUIRED {
+		t.Fatalf("error = %v, want code %d", e, mcp.URL_ELICITATION_REQUIRED)
+	}
+	data := e["data"].(map[string]any)
+	els := data["elicitations"].([]any)
+	el := els[0].(map[string]any)
+	if el["mode"] != "url" || el["url"] != "https://gw.example.org/approvals/ap-1" || data["reason"] != "approval_required" {
+		t.Errorf("elicitation data = %v", data)
+	}
+
+	_, body = h.post(t, hc, deploy, map[string]string{"Mcp-Session-Id": session(`{}`)})
+	if got := denialReason(t, body); got != "approval_required" {
+		t.Errorf("client without URL elicitation: reason = %q", got)
+	}
 }
