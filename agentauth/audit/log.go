@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -32,8 +33,9 @@ type Log struct {
 	opts options
 	log  *slog.Logger
 
-	wdb *sql.DB // the single writer connection; nil when read-only
-	rdb *sql.DB // query-only connections
+	lock *os.File // held with an exclusive flock while the log is open for writing
+	wdb  *sql.DB  // the single writer connection; nil when read-only
+	rdb  *sql.DB  // query-only connections
 
 	// mu guards closed against Appends still sending into queue.
 	mu     sync.RWMutex
@@ -77,8 +79,15 @@ func (l *Log) openFiles(ctx context.Context) error {
 		if _, err := os.Stat(l.path); err != nil {
 			return fmt.Errorf("audit: no audit log at %s: %w; start the gateway once or set --state-dir", l.path, err)
 		}
-	} else if err := createFile(l.path); err != nil {
-		return err
+	} else {
+		if err := createFile(l.path); err != nil {
+			return err
+		}
+		lock, err := lockWriter(l.path + ".lock")
+		if err != nil {
+			return err
+		}
+		l.lock = lock
 	}
 
 	rdsn, err := dataSourceName(l.path, true)
@@ -175,10 +184,29 @@ func (l *Log) closeDBs() error {
 			errs = append(errs, db.Close())
 		}
 	}
+	if l.lock != nil {
+		errs = append(errs, l.lock.Close()) // closing releases the flock
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("audit: close %s: %w", l.path, err)
 	}
 	return nil
+}
+
+// lockWriter takes an exclusive, non-blocking flock on path, so that a
+// second process cannot open the same log for writing. Two writers would
+// each number records from their own head and fail each other's appends.
+func lockWriter(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: create lock file %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: %s is locked by another process that writes the audit log; "+
+			"stop it, or open the log read-only: %w", path, err)
+	}
+	return f, nil
 }
 
 // setFailure records a write failure, or clears it when err is nil, and

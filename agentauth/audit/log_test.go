@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	"github.com/agentauth/agentauth/agentauth/authz"
 )
 
@@ -234,5 +237,54 @@ func TestReadOnlyMissingFile(t *testing.T) {
 	_, err := Open(path, ReadOnly())
 	if err == nil || !strings.Contains(err.Error(), "no audit log") {
 		t.Errorf("err = %v, want no audit log", err)
+	}
+}
+
+func TestSecondWriterRejected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "locked by another process") {
+		t.Errorf("second Open for writing = %v, want a lock error", err)
+	}
+	ro, err := Open(path, ReadOnly())
+	if err != nil {
+		t.Fatalf("read-only Open beside the writer: %v", err)
+	}
+	ro.Close()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	again.Close()
+}
+
+func TestMetricsCountAppends(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	l := openTest(t, WithMeterProvider(mp))
+	appendN(t, l, 3)
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				got[m.Name] = d.DataPoints[0].Value
+			case metricdata.Gauge[int64]:
+				got[m.Name] = d.DataPoints[0].Value
+			}
+		}
+	}
+	if got[MetricRecords] != 3 || got[MetricHealthy] != 1 {
+		t.Errorf("metrics = %v, want 3 records and healthy 1", got)
 	}
 }
