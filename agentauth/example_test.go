@@ -70,3 +70,27 @@ func ExampleTxnTokenFromRequest() {
 	}
 	// Output: token found
 }
+
+// A program on the gateway's host starts a run as its OS user and acts as
+// that run itself: the key stays in this process and the CSR travels with
+// the start request.
+func ExampleStartRun() {
+	dir, _ := os.MkdirTemp("", "agentauth-example-")
+	defer os.RemoveAll(dir)
+	g, stop, err := newGateway(dir, 10*time.Minute)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer stop()
+
+	run, err := agentauth.StartRun(context.Background(), agentauth.DialSocket(g.socket),
+		api.StartRunRequest{Agent: "researcher", Grants: []string{"read"}, Purpose: "nightly report"},
+		agentauth.Enrollment{Control: g.controlURL})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer run.Close()
+	svid, _ := run.GetX509SVID()
+	fmt.Println(svid.ID.TrustDomain(), len(svid.Certificates) > 0)
+	// Output: agentauth.local true
+}

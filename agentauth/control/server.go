@@ -82,7 +82,7 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 		ttl = 2 * time.Minute
 	}
 	s.bootstrap = newBootstrapStore(ttl, s.now)
-	s.sessions = newSessionStore(8*time.Hour, s.now)
+	s.sessions = newSessionStore(time.Hour, s.now)
 	s.localAdminUID = currentUID()
 	if cfg.OIDC.Issuer != "" {
 		s.oidc = newOIDCVerifier(cfg.OIDC, deps.HTTPClient, s.now)
