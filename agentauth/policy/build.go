@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -16,6 +17,7 @@ var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 type builder struct {
 	p      *Policy
 	origin map[string]string // "grant x" to the file that declared it
+	lines  []string          // lines of the file being added, for positions
 }
 
 func newBuilder() *builder {
@@ -47,6 +49,7 @@ func (b *builder) add(file string, data []byte) error {
 		return err
 	}
 	b.p.Files = append(b.p.Files, file)
+	b.lines = strings.Split(string(data), "\n")
 	for _, name := range sortedKeys(doc.Agents) {
 		if err := b.addAgent(file, name, doc.Agents[name]); err != nil {
 			return err
@@ -115,7 +118,7 @@ func (b *builder) addGrant(file, id string, d grantDoc) error {
 	if err := checkRules(file, what, g); err != nil {
 		return err
 	}
-	if g.Condition, err = grantCondition(file, &d.Condition); err != nil {
+	if g.Condition, err = b.grantCondition(file, &d.Condition); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	if d.Approval != nil {
@@ -153,7 +156,7 @@ func checkRules(file, what string, g *Grant) error {
 	return nil
 }
 
-func grantCondition(file string, n *yaml.Node) (*Condition, error) {
+func (b *builder) grantCondition(file string, n *yaml.Node) (*Condition, error) {
 	if n.Kind == 0 {
 		return nil, nil
 	}
@@ -162,7 +165,13 @@ func grantCondition(file string, n *yaml.Node) (*Condition, error) {
 		return nil, fmt.Errorf("%s: condition must be a non-empty string", pos)
 	}
 	block := n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0
-	indent := n.Column - 1 + 2
+	indent := 0
+	if block && n.Line < len(b.lines) {
+		// A block scalar's text starts on the next line; its indentation
+		// is that of its first line.
+		next := b.lines[n.Line]
+		indent = len(next) - len(strings.TrimLeft(next, " "))
+	}
 	if !block && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
 		pos.Column++ // the opening quote
 	}

@@ -22,6 +22,9 @@ func (p Position) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Lin
 // compileCondition compiles src, reporting errors at their place in the
 // policy file. block is true when the YAML scalar is a block scalar (| or >),
 // whose text starts on the line after pos at column indent+1.
+//
+// NOTE: a folded scalar (> or a multi-line plain scalar) joins its lines,
+// so positions after its first line name the right line only for |.
 func compileCondition(src string, pos Position, block bool, indent int) (*Condition, error) {
 	env, err := Env()
 	if err != nil {

@@ -65,7 +65,7 @@ grants:
     condition: |
       args.x == 1 &&
         nosuchfn(args.y)
-`, "p.yaml:7:"},
+`, "p.yaml:7:17"},
 		{"undeclared variable", `
 grants:
   g:
