@@ -40,7 +40,12 @@
 // goroutine takes every record queued while the previous commit ran and
 // writes them in one transaction with one fsync, so throughput grows with
 // the number of concurrent callers. Callers encode their records in their
-// own goroutine; the writer only numbers, links and hashes them.
+// own goroutine; the writer only numbers, links and hashes them. When the
+// previous batch had several records, the writer waits up to 300 µs for
+// more before committing, so that more records share one fsync.
+//
+// One process at a time opens the log for writing, enforced with a flock
+// on audit.db.lock beside the file; any number of processes read it.
 //
 // When a write fails, every Append of the batch returns the error, Err
 // reports it until a later write succeeds, the failure is logged once and
