@@ -63,6 +63,17 @@ func TestUnknownEndpointIsJSON(t *testing.T) {
 	}
 }
 
+func TestWrongMethodIsJSON(t *testing.T) {
+	h := newHarness(t)
+	st, e := call(t, h.socketClient(), "DELETE", "http://local/v1/runs", "", nil, nil)
+	if st != http.StatusMethodNotAllowed || e.Code != api.CodeMethodNotAllowed {
+		t.Errorf("status %d code %q; want 405 %s", st, e.Code, api.CodeMethodNotAllowed)
+	}
+	if !strings.Contains(e.Message, "GET and POST") {
+		t.Errorf("message %q does not name the allowed methods", e.Message)
+	}
+}
+
 func TestTLSWithoutCredentials(t *testing.T) {
 	h := newHarness(t)
 	st, e := call(t, h.tlsClient(nil), "GET", h.tlsURL+"/v1/runs", "", nil, nil)

@@ -2,6 +2,7 @@ package control
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/agentauth/agentauth/agentauth/control/api"
 )
@@ -61,6 +62,12 @@ func (s *Server) routeAll() http.Handler {
 		mux.Handle(rt.Method+" "+rt.Path, s.guard(rt))
 	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, &api.Error{Code: api.CodeMethodNotAllowed, Message: r.URL.Path +
+				" accepts only " + strings.Join(allow, " and ") + "; see docs/openapi.yaml"})
+			return
+		}
 		writeError(w, &api.Error{Code: api.CodeNotFound,
 			Message: "no such endpoint " + r.Method + " " + r.URL.Path + "; see docs/openapi.yaml"})
 	})
@@ -92,6 +99,19 @@ func (s *Server) guard(rt route) http.Handler {
 		}
 		rt.handler(w, r, c)
 	})
+}
+
+// allowedMethods returns the methods that have a route for r's path.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/v1/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 func securityHeaders(h http.Handler) http.Handler {
