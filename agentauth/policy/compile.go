@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/checker"
@@ -26,6 +27,9 @@ func (p Position) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Lin
 // NOTE: a folded scalar (> or a multi-line plain scalar) joins its lines,
 // so positions after its first line name the right line only for |.
 func compileCondition(src string, pos Position, block bool, indent int) (*Condition, error) {
+	if prg, ok := programs.get(src); ok {
+		return &Condition{Source: src, Pos: pos, program: prg}, nil
+	}
 	env, err := Env()
 	if err != nil {
 		return nil, fmt.Errorf("%s: cel environment: %w", pos, err)
@@ -50,7 +54,37 @@ func compileCondition(src string, pos Position, block bool, indent int) (*Condit
 	if err != nil {
 		return nil, fmt.Errorf("%s: plan condition: %w", pos, err)
 	}
+	programs.put(src, prg)
 	return &Condition{Source: src, Pos: pos, program: prg}, nil
+}
+
+// programCache keeps compiled programs by source text, so grants sharing
+// a condition share its program and a reload recompiles only conditions
+// that changed. Programs are immutable and safe for concurrent use.
+type programCache struct {
+	mu sync.Mutex
+	m  map[string]cel.Program
+}
+
+// maxCachedPrograms bounds the cache; when full it starts over.
+const maxCachedPrograms = 100_000
+
+var programs = &programCache{m: map[string]cel.Program{}}
+
+func (c *programCache) get(src string) (cel.Program, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[src]
+	return p, ok
+}
+
+func (c *programCache) put(src string, p cel.Program) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedPrograms {
+		clear(c.m)
+	}
+	c.m[src] = p
 }
 
 func conditionError(errs []*common.Error, pos Position, block bool, indent int) error {

@@ -271,3 +271,22 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestReloadReusesPrograms(t *testing.T) {
+	doc := "grants:\n  g:\n    tools: [{server: s, names: [t]}]\n    condition: args.reuse_check == 7\n"
+	p1, err := Parse("a.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := Parse("b.yaml", []byte("\n"+doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, c2 := p1.Grants["g"].Condition, p2.Grants["g"].Condition
+	if c1.program != c2.program {
+		t.Error("the same condition was compiled twice")
+	}
+	if c2.Pos.File != "b.yaml" || c2.Pos.Line != 5 {
+		t.Errorf("reused condition position = %s, want b.yaml:5", c2.Pos)
+	}
+}
