@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/agentauth/agentauth/agentauth/control/api"
 )
 
@@ -139,6 +141,57 @@ func FuzzBootstrapRedeem(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tok string) {
 		if _, ok := b.Redeem(tok); ok {
 			t.Errorf("token %q redeemed from an empty store", tok)
+		}
+	})
+}
+
+func TestParseRunID(t *testing.T) {
+	td := spiffeid.RequireTrustDomainFromString("agentauth.local")
+	for _, c := range []struct {
+		id   string
+		ok   bool
+		run  string
+		kind string
+	}{
+		{"spiffe://agentauth.local/agents/researcher/runs/01ABC", true, "01ABC", "researcher"},
+		{"spiffe://other.test/agents/researcher/runs/01ABC", false, "", ""},
+		{"spiffe://agentauth.local/agentauth/gateway", false, "", ""},
+		{"spiffe://agentauth.local/tools/fs", false, "", ""},
+		{"spiffe://agentauth.local/agents/researcher/runs/01ABC/extra", false, "", ""},
+		{"spiffe://agentauth.local/agents/researcher/jobs/01ABC", false, "", ""},
+	} {
+		a, err := parseRunID(td, spiffeid.RequireFromString(c.id))
+		if (err == nil) != c.ok || a.RunID != c.run || a.Agent != c.kind {
+			t.Errorf("parseRunID(%s) = %+v, %v", c.id, a, err)
+		}
+	}
+}
+
+func FuzzParseRunID(f *testing.F) {
+	td := spiffeid.RequireTrustDomainFromString("agentauth.local")
+	f.Add("/agents/a/runs/b")
+	f.Add("/agents//runs/")
+	f.Fuzz(func(t *testing.T, path string) {
+		id, err := spiffeid.FromPath(td, path)
+		if err != nil {
+			return
+		}
+		a, err := parseRunID(td, id)
+		if err == nil && (a.RunID == "" || a.Agent == "" || strings.Contains(a.RunID, "/")) {
+			t.Errorf("path %q parsed to %+v", path, a)
+		}
+	})
+}
+
+func FuzzBearerToken(f *testing.F) {
+	f.Add("Bearer abc")
+	f.Add("bearer   ")
+	f.Add("Basic xyz")
+	f.Fuzz(func(t *testing.T, h string) {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", h)
+		if tok, ok := bearerToken(r); ok && (tok == "" || strings.ContainsAny(tok[:1], " \t")) {
+			t.Errorf("header %q gave token %q", h, tok)
 		}
 	})
 }
