@@ -223,6 +223,17 @@ func (r Record) MarshalJSON() ([]byte, error) {
 	return appendHash(canon, r.Hash), nil
 }
 
+// UnmarshalJSON decodes one export line, as MarshalJSON writes it. It
+// rejects unknown members but does not check the hash; ParseRecord does.
+func (r *Record) UnmarshalJSON(data []byte) error {
+	l, err := decodeLine(data)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	*r = l.toRecord(l.Hash)
+	return nil
+}
+
 func appendHash(canon []byte, hash string) []byte {
 	out := make([]byte, 0, len(canon)+80)
 	out = append(out, canon[:len(canon)-1]...)

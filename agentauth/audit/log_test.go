@@ -288,3 +288,27 @@ func TestMetricsCountAppends(t *testing.T) {
 		t.Errorf("metrics = %v, want 3 records and healthy 1", got)
 	}
 }
+
+func TestRecordJSONRoundTrip(t *testing.T) {
+	l := openTest(t, WithRecordArguments())
+	appendN(t, l, 1)
+	recs, err := l.Query(context.Background(), Filter{})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("Query = %d, %v", len(recs), err)
+	}
+	data, err := json.Marshal(recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Record
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatalf("Unmarshal(%s): %v", data, err)
+	}
+	again, _ := json.Marshal(back)
+	if string(again) != string(data) {
+		t.Errorf("round trip changed the line:\n%s\n%s", data, again)
+	}
+	if err := json.Unmarshal([]byte(`{"seq":1,"unknown":true}`), &back); err == nil {
+		t.Error("Unmarshal accepted an unknown member")
+	}
+}
