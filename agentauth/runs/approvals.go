@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -165,7 +164,7 @@ func (m *Manager) mayDecide(who Sponsor, a *Approval) error {
 	if who.Issuer == "" || who.Subject == "" {
 		return newError(ErrForbidden, "only an authenticated human may decide an approval")
 	}
-	if strings.HasPrefix(who.Subject, "spiffe://") {
+	if isWorkload(who) {
 		return newError(ErrForbidden, "a workload cannot decide an approval; a human must")
 	}
 	self := who.Key() == a.Sponsor.Key()

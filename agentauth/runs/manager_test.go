@@ -183,6 +183,9 @@ func TestStartRunRejections(t *testing.T) {
 		{"duplicate grant", runs.StartRequest{Sponsor: alice, Agent: "lead", Grants: []string{"read", "read"}},
 			runs.ErrInvalid, "twice"},
 		{"no sponsor", runs.StartRequest{Agent: "lead", Grants: []string{"read"}}, runs.ErrInvalid, "sponsor"},
+		{"workload sponsor", runs.StartRequest{Sponsor: runs.Sponsor{Issuer: "local",
+			Subject: "spiffe://example.test/agents/lead/runs/x", Groups: []string{"eng"}}, Agent: "lead",
+			Grants: []string{"read"}}, runs.ErrForbidden, "only a human"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,6 +376,9 @@ func TestBreakGlass(t *testing.T) {
 		is   error
 	}{
 		{"no reason", runs.BreakGlassRequest{Sponsor: dave, Grant: "glass", Agent: "lead"}, runs.ErrInvalid},
+		{"agent breaks glass", runs.BreakGlassRequest{Sponsor: runs.Sponsor{Issuer: "spiffe://example.test",
+			Subject: "spiffe://example.test/agents/lead/runs/x", Groups: []string{"oncall"}}, Grant: "glass",
+			Agent: "lead", Reason: "x"}, runs.ErrForbidden},
 		{"too long", runs.BreakGlassRequest{Sponsor: dave, Grant: "glass", Agent: "lead", Reason: "x", TTL: time.Hour}, runs.ErrInvalid},
 		{"not on call", runs.BreakGlassRequest{Sponsor: alice, Grant: "glass", Agent: "lead", Reason: "x"}, runs.ErrNotEntitled},
 		{"not break-glass", runs.BreakGlassRequest{Sponsor: dave, Grant: "read", Agent: "lead", Reason: "x"}, runs.ErrNotFound},

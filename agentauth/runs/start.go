@@ -97,6 +97,9 @@ func checkCommon(s Sponsor, agent string, grants []string, purpose string) error
 	switch {
 	case s.Issuer == "" || s.Subject == "":
 		return newError(ErrInvalid, "sponsor issuer and subject are required")
+	case isWorkload(s):
+		return newError(ErrForbidden, fmt.Sprintf("sponsor %q is a SPIFFE ID; only a human can sponsor a run "+
+			"or break glass", s.Subject))
 	case agent == "":
 		return newError(ErrInvalid, "agent is required")
 	case len(grants) == 0:
@@ -328,4 +331,10 @@ func (m *Manager) checkLive(l *Live, now time.Time) error {
 		return newError(ErrInactive, fmt.Sprintf("sponsor %s is deactivated", l.run.Sponsor.Name()))
 	}
 	return nil
+}
+
+// isWorkload reports whether an identity is a workload's SPIFFE ID rather
+// than a human: a sponsor or approver is never a SPIFFE ID.
+func isWorkload(s Sponsor) bool {
+	return strings.HasPrefix(s.Subject, "spiffe://") || strings.HasPrefix(s.Issuer, "spiffe://")
 }
