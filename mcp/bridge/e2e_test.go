@@ -18,6 +18,9 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+
+	"github.com/agentauth/agentauth/mcp/gateway"
 
 	"github.com/agentauth/agentauth/internal/testenv"
 )
@@ -79,6 +82,19 @@ func TestThroughBridgeToRealToolServers(t *testing.T) {
 			c := startClient(t, tr, version)
 			exerciseRun(t, c, s, version != "")
 		})
+	}
+}
+
+// TestMTLSClientToRealToolServers connects mcp-go's client straight to the
+// gateway with the run's SVID over mTLS, without the bridge.
+func TestMTLSClientToRealToolServers(t *testing.T) {
+	s := newStack(t)
+	cfg := tlsconfig.MTLSClientConfig(s.creds, s.creds, tlsconfig.AuthorizeID(gateway.GatewayID(td)))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	for _, version := range []string{"2025-11-25", ""} {
+		tr, err := transport.NewStreamableHTTP(s.url, transport.WithHTTPBasicClient(hc))
+		must(t, err)
+		exerciseRun(t, startClient(t, tr, version), s, version != "")
 	}
 }
 

@@ -48,10 +48,6 @@ var knownGaps = map[string]string{
 	"tools-call-elicitation":       "upstream connection is 2026-07-28; no server-initiated requests",
 	"elicitation-sep1034-defaults": "upstream connection is 2026-07-28; no server-initiated requests",
 	"elicitation-sep1330-enums":    "upstream connection is 2026-07-28; no server-initiated requests",
-	// TODO: mcp/upstream hands notifications/message to OnNotification
-	// without the call it belongs to, and the gateway will not broadcast
-	// one run's log lines to other runs.
-	"tools-call-with-logging": "log notifications are not tied to the call that caused them",
 }
 
 // TestConformanceThroughGateway runs the conformance suite against the
@@ -135,14 +131,20 @@ func waitListening(t *testing.T, addr string) {
 
 var scenarioDir = regexp.MustCompile(`^server-(.+)-\d{4}-\d{2}-\d{2}T`)
 
-// retry runs one scenario through the gateway once more. The fixture's
-// progress and logging scenarios sometimes deliver two of three
-// notifications even when called directly, so a single failure of a
-// scenario that passed directly is not yet a regression.
+// retry runs one scenario through the gateway up to three more times.
+// The fixture's progress and logging scenarios sometimes deliver two of
+// three notifications even when called directly (the first one is sent
+// before the response stream is open), and through the gateway the same
+// race can strike on both hops, so one failure of a scenario that passed
+// directly is not yet a regression.
 func retry(t *testing.T, suite string, env []string, url, scenario string) bool {
-	ok := runSuite(t, suite, env, url, scenario)[scenario]
-	t.Logf("scenario %s failed once through the gateway; retried: passed=%v", scenario, ok)
-	return ok
+	for i := 1; i <= 3; i++ {
+		if runSuite(t, suite, env, url, scenario)[scenario] {
+			t.Logf("scenario %s passed through the gateway on retry %d", scenario, i)
+			return true
+		}
+	}
+	return false
 }
 
 // runSuite runs every server scenario (or only scenario) against url and
@@ -211,6 +213,11 @@ func startGateway(t *testing.T, fixtureURL string) string {
 	t.Cleanup(func() { db.Close() })
 	set, err := upstream.New(ctx, []config.Server{{Name: "conformance", URL: fixtureURL}}, upstream.Options{
 		DB: db,
+		OnNotification: func(server string, n mcp.JSONRPCNotification) {
+			if gw := ready.Load(); gw != nil {
+				gw.Notify(server, n)
+			}
+		},
 		OnChange: func(upstream.Change) {
 			if gw := ready.Load(); gw != nil {
 				gw.Refresh()

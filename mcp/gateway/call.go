@@ -34,6 +34,7 @@ type admitted struct {
 	runID     string // the run the call acts for
 	caller    Caller
 	forwarded atomic.Bool
+	end       func() // ends its in-flight record
 }
 
 type admittedKey struct{}

@@ -53,6 +53,7 @@ func (g *Gateway) request(ctx context.Context, a *admitted) (upstream.Request, e
 	if _, ok := a.meta["progressToken"]; ok {
 		r.Progress = g.relayProgress(ctx)
 	}
+	a.end = g.inflight.begin(ctx, a)
 	return r, nil
 }
 
@@ -69,6 +70,7 @@ func (g *Gateway) forwardTool(ctx context.Context, req mcp.CallToolRequest) (*mc
 	}
 	start := time.Now()
 	res, err := g.opts.Upstream.CallTool(ctx, r)
+	a.end()
 	g.recordOutcome(ctx, a, res != nil && res.IsError, err, time.Since(start))
 	if err != nil {
 		return nil, fmt.Errorf("tool server %q failed: %w", a.target.Server, err)
@@ -88,6 +90,7 @@ func (g *Gateway) forwardPrompt(ctx context.Context, req mcp.GetPromptRequest) (
 	}
 	start := time.Now()
 	res, err := g.opts.Upstream.GetPrompt(ctx, r)
+	a.end()
 	g.recordOutcome(ctx, a, false, err, time.Since(start))
 	return res, err
 }
@@ -105,6 +108,7 @@ func (g *Gateway) forwardResource(ctx context.Context, req mcp.ReadResourceReque
 	}
 	start := time.Now()
 	res, err := g.opts.Upstream.ReadResource(ctx, r)
+	a.end()
 	g.recordOutcome(ctx, a, false, err, time.Since(start))
 	if err != nil {
 		return nil, err
@@ -159,6 +163,7 @@ func (c completer) complete(ctx context.Context, arg mcp.CompleteArgument, cc mc
 	}
 	start := time.Now()
 	res, err := c.g.opts.Upstream.Complete(ctx, r, params)
+	a.end()
 	c.g.recordOutcome(ctx, a, false, err, time.Since(start))
 	if err != nil {
 		return nil, err

@@ -67,6 +67,7 @@ type Gateway struct {
 	prop     propagation.TextMapPropagator
 
 	outcomes sync.WaitGroup // outcome records being written
+	inflight inflight
 	// urlClients holds the ids of sessions whose client declared URL-mode
 	// elicitation at initialize.
 	urlClients sync.Map
