@@ -18,6 +18,16 @@ type pendingApproval struct {
 	done chan struct{}
 }
 
+// approvalKey identifies the call an approval is for.
+type approvalKey struct {
+	run, grant, kind, server, name, digest string
+}
+
+func keyOf(a *Approval) approvalKey {
+	return approvalKey{run: a.RunID, grant: a.GrantID, kind: a.Kind, server: a.Server, name: a.Name,
+		digest: a.ArgsDigest}
+}
+
 // ApprovalCall names the call an approval is requested for.
 type ApprovalCall struct {
 	Live   *Live
@@ -36,13 +46,11 @@ func (m *Manager) RequestApproval(ctx context.Context, c ApprovalCall) (string, 
 	now := m.now()
 	digest := ArgsDigest(c.Args)
 	m.mu.Lock()
-	for id, p := range m.approvals {
-		a := &p.a
-		if a.StatusAt(now) == ApprovalPending && a.RunID == c.Live.run.ID && a.GrantID == c.Grant.ID &&
-			a.Kind == c.Kind && a.Server == c.Server && a.Name == c.Name && a.ArgsDigest == digest {
-			m.mu.Unlock()
-			return id, nil
-		}
+	key := approvalKey{run: c.Live.run.ID, grant: c.Grant.ID, kind: c.Kind, server: c.Server,
+		name: c.Name, digest: digest}
+	if id, ok := m.pending[key]; ok && m.approvals[id].a.StatusAt(now) == ApprovalPending {
+		m.mu.Unlock()
+		return id, nil
 	}
 	a := Approval{
 		ID: ulid.MustNew(ulid.Timestamp(now), rand.Reader).String(), RunID: c.Live.run.ID,
@@ -53,6 +61,7 @@ func (m *Manager) RequestApproval(ctx context.Context, c ApprovalCall) (string, 
 	err := m.store.PutApproval(ctx, a)
 	if err == nil {
 		m.approvals[a.ID] = &pendingApproval{a: a, done: make(chan struct{})}
+		m.pending[key] = a.ID
 	}
 	m.mu.Unlock()
 	if err != nil {
@@ -156,6 +165,7 @@ func (m *Manager) decideLocked(ctx context.Context, who Sponsor, id, comment str
 		return Approval{}, fmt.Errorf("runs: store approval decision: %w", err)
 	}
 	p.a = d
+	delete(m.pending, keyOf(&d))
 	close(p.done)
 	return d, nil
 }

@@ -199,3 +199,27 @@ func replaceOnce(s, old, new string) string {
 	}
 	return strings.Replace(s, old, new, 1)
 }
+
+func TestAwaitDecidedAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r := e.start(t, "write")
+	id, err := e.m.RequestApproval(ctx, e.approvalCall(t, r.ID, `{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Deny(ctx, carol, id, "no"); err != nil {
+		t.Fatal(err)
+	}
+	e.restart(t)
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ok, err := e.m.Await(short, id)
+	if err != nil || ok {
+		t.Errorf("Await of an approval denied before restart = %v, %v; want false at once", ok, err)
+	}
+	again, err := e.m.RequestApproval(ctx, e.approvalCall(t, r.ID, `{}`))
+	if err != nil || again == id {
+		t.Errorf("request after denial = %s, %v; want a new approval", again, err)
+	}
+}

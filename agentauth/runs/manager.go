@@ -54,6 +54,8 @@ type Manager struct {
 	children  map[string][]*Live
 	sponsors  map[SponsorKey]*sponsorState
 	approvals map[string]*pendingApproval
+	// pending indexes pending approvals by the call they are for.
+	pending map[approvalKey]string
 }
 
 // Open loads the state the store holds and returns a Manager over it.
@@ -66,6 +68,7 @@ func Open(ctx context.Context, o Options) (*Manager, error) {
 		approval: o.ApprovalTTL, policy: o.Policy,
 		runs: map[string]*Live{}, bySPIFFE: map[string]*Live{}, children: map[string][]*Live{},
 		sponsors: map[SponsorKey]*sponsorState{}, approvals: map[string]*pendingApproval{},
+		pending: map[approvalKey]string{},
 	}
 	if m.rec == nil {
 		m.rec = nopRecorder{}
@@ -110,7 +113,13 @@ func (m *Manager) load(ctx context.Context) error {
 		}
 	}
 	for _, a := range st.Approvals {
-		m.approvals[a.ID] = &pendingApproval{a: a, done: make(chan struct{})}
+		p := &pendingApproval{a: a, done: make(chan struct{})}
+		if a.Status == ApprovalPending {
+			m.pending[keyOf(&a)] = a.ID
+		} else {
+			close(p.done)
+		}
+		m.approvals[a.ID] = p
 	}
 	return nil
 }
@@ -283,6 +292,9 @@ func (m *Manager) sweep() {
 	for id, p := range m.approvals {
 		if p.a.Expires.Before(cutoff) {
 			delete(m.approvals, id)
+			if m.pending[keyOf(&p.a)] == id {
+				delete(m.pending, keyOf(&p.a))
+			}
 		}
 	}
 }
