@@ -17,4 +17,27 @@
 // The TLS listener also serves a small approvals page for people, who
 // sign in with the configured OpenID provider (authorization code flow
 // with PKCE).
+//
+// # OpenID provider
+//
+// Register agentauth at the provider as a public client (no secret, PKCE
+// required) whose client id is oidc.audience and whose redirect URI is
+// https://<control listener>/auth/callback, and let it release the groups
+// claim named by oidc.groups_claim. oidc.roles maps provider groups to the
+// control API's own roles: "admin" (deactivate sponsors, revoke and list
+// any run) and "auditor" (read any run). Who may approve a call is decided
+// by the policy's roles, not by this mapping. On the control socket the
+// gateway's own user and root are admins.
+//
+// # Wiring
+//
+// A gateway process builds one Server with New, passing the run manager
+// through ManagerServices and the CA as Signer, SVID and bundle source,
+// then serves it on both listeners:
+//
+//	srv, err := control.New(cfg, control.Deps{Runs: svc, Approvals: svc,
+//		Signer: ca, SVIDs: ca, Bundles: ca, Logger: log})
+//	sock, err := control.ListenSocket(cfg.Listen.ControlSocket, 0o600)
+//	go srv.ServeSocket(ctx, sock)
+//	go srv.ServeTLS(ctx, tcpListener)
 package control

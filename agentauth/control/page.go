@@ -136,6 +136,7 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sign in first at /approvals", http.StatusUnauthorized)
 		return
 	}
+
 	r.Body = http.MaxBytesReader(w, r.Body, api.MaxBodyBytes)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "invalid form", http.StatusBadRequest)
@@ -143,9 +144,12 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := r.PostFormValue("csrf")
 	if !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(tok), []byte(sess.CSRF)) != 1 {
+		p.s.log.Warn("approvals page post rejected: CSRF token or origin mismatch",
+			"sponsor", sess.Sponsor.String(), "origin", r.Header.Get("Origin"))
 		http.Error(w, "invalid CSRF token; reload the approvals page and try again", http.StatusForbidden)
 		return
 	}
+
 	id := r.PathValue("id")
 	var approve bool
 	switch r.PostFormValue("decision") {
@@ -156,6 +160,7 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "decision must be approve or deny", http.StatusBadRequest)
 		return
 	}
+
 	if _, aerr := p.s.recordDecision(r, sess.Sponsor, id, approve, r.PostFormValue("comment")); aerr != nil {
 		w.WriteHeader(statusOf[aerr.Code])
 		p.render(w, "approvals.html", listView{Sponsor: sess.Sponsor, CSRF: sess.CSRF, Error: aerr.Message})
@@ -222,6 +227,7 @@ func (p *page) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: "/", MaxAge: -1, Secure: true, HttpOnly: true})
+
 	l, ok := p.s.sessions.finishLogin(state)
 	if !ok {
 		http.Error(w, "this sign-in expired; start again at /approvals", http.StatusBadRequest)
@@ -233,6 +239,7 @@ func (p *page) callback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sign-in failed; start again at /approvals", http.StatusUnauthorized)
 		return
 	}
+
 	id, _, ok := p.s.sessions.create(sp)
 	if !ok {
 		http.Error(w, "too many sessions; try again later", http.StatusServiceUnavailable)
