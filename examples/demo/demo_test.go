@@ -184,8 +184,14 @@ func checkTrace(t *testing.T, ctx context.Context, j *jaegertest.Jaeger, res *de
 		if !strings.HasPrefix(s.Name, "tools/call ") {
 			continue
 		}
-		if s.String("agentauth.decision") == "" || s.String("agentauth.run.id") == "" || s.String("mcp.method.name") != "tools/call" {
-			t.Errorf("span %s lacks decision, run id or method: %v", s.Name, s.Attributes)
+		for _, key := range []string{"mcp.method.name", "gen_ai.tool.name", "agentauth.decision",
+			"agentauth.decision.reason", "agentauth.run.id", "agentauth.run.spiffe_id", "agentauth.sponsor.subject"} {
+			if s.String(key) == "" {
+				t.Errorf("span %s (%s) lacks %s: %v", s.Name, s.SpanID, key, s.Attributes)
+			}
+		}
+		if len(s.StringSlice("agentauth.chain")) == 0 || s.Int("agentauth.chain.depth") == 0 {
+			t.Errorf("span %s (%s) lacks the chain and its depth: %v", s.Name, s.SpanID, s.Attributes)
 		}
 	}
 }
