@@ -22,6 +22,7 @@ import (
 
 	"github.com/agentauth/agentauth/mcp/gateway"
 
+	"github.com/agentauth/agentauth/agentauth/audit"
 	"github.com/agentauth/agentauth/internal/testenv"
 )
 
@@ -82,6 +83,32 @@ func TestThroughBridgeToRealToolServers(t *testing.T) {
 			c := startClient(t, tr, version)
 			exerciseRun(t, c, s, version != "")
 		})
+	}
+	checkAudit(t, s)
+}
+
+// checkAudit reads the audit log back: decisions of both effects, each
+// naming the run and its sponsor, and an intact hash chain.
+func checkAudit(t *testing.T, s *stack) {
+	s.gateway.Flush()
+	recs, err := s.audit.Query(context.Background(), audit.Filter{})
+	must(t, err)
+	effects := map[string]int{}
+	for _, r := range recs {
+		if r.Kind == audit.KindDecision {
+			effects[string(r.Effect)+"/"+string(r.Reason)]++
+			if r.RunID != s.run.ID || r.SponsorSubject != "alice" {
+				t.Errorf("decision record names run %q sponsor %q", r.RunID, r.SponsorSubject)
+			}
+		}
+	}
+	for _, want := range []string{"allow/granted", "deny/tool_not_granted", "deny/condition_false"} {
+		if effects[want] == 0 {
+			t.Errorf("no %s decision in the audit log: %v", want, effects)
+		}
+	}
+	if _, err := s.audit.Verify(context.Background()); err != nil {
+		t.Errorf("audit chain does not verify: %v", err)
 	}
 }
 
@@ -192,7 +219,7 @@ func TestStdioBridge(t *testing.T) {
 		t.Fatalf("echo over stdio = %v, %v", res, err)
 	}
 	if _, err := c.CallTool(cctx, call("everything__get-sum", `{"a":1,"b":2}`)); err == nil ||
-		!strings.Contains(err.Error(), "denied") && !strings.Contains(err.Error(), "tool_not_granted") {
+		!strings.Contains(err.Error(), "no grant") {
 		t.Errorf("denied call over stdio: err = %v", err)
 	}
 	checkProgress(t, cctx, c)

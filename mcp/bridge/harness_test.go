@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"database/sql"
-	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,9 +17,13 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	_ "modernc.org/sqlite"
 
+	"github.com/agentauth/agentauth/agentauth/audit"
 	"github.com/agentauth/agentauth/agentauth/authz"
 	"github.com/agentauth/agentauth/agentauth/config"
 	"github.com/agentauth/agentauth/agentauth/control/api"
+	"github.com/agentauth/agentauth/agentauth/policy"
+	"github.com/agentauth/agentauth/agentauth/runs"
+	"github.com/agentauth/agentauth/agentauth/store"
 	"github.com/agentauth/agentauth/internal/testenv"
 	"github.com/agentauth/agentauth/mcp/gateway"
 	"github.com/agentauth/agentauth/mcp/txntoken"
@@ -30,11 +34,25 @@ import (
 
 var td = spiffeid.RequireTrustDomainFromString("example.org")
 
-const runName = "01E2ERUN"
-
-func runSPIFFEID() spiffeid.ID {
-	return spiffeid.RequireFromString("spiffe://example.org/agents/researcher/runs/" + runName)
-}
+// policyYAML grants the researcher echo and the long-running operation of
+// server-everything, one of its documents, and reading text files in the
+// granted folder of server-filesystem.
+const policyYAML = `
+agents:
+  researcher: {grants: [fs-read, everything-tools, docs]}
+grants:
+  fs-read:
+    tools: [{server: fs, names: [read_text_file]}]
+    condition: path_within(args.path, %q)
+  everything-tools:
+    tools: [{server: everything, names: [echo, trigger-long-running-operation]}]
+  docs:
+    resources: [{server: everything, uri_prefixes: ["demo://resource/static/document/architecture.md"]}]
+entitlements:
+  - sponsors: {issuer: local, groups: [research]}
+    agents: [researcher]
+    grants: [fs-read, everything-tools, docs]
+`
 
 // caSigner signs the bridge's CSRs with the embedded CA directly, standing
 // in for the control API's exchange and renew endpoints.
@@ -77,55 +95,6 @@ func pemCerts(certs []*x509.Certificate) string {
 	return b.String()
 }
 
-// grants is a small authorizer for end-to-end tests: exact targets, with
-// an optional condition on a path argument.
-type grants struct {
-	allowed map[string]string // "kind:server/name" -> required path prefix ("" for none)
-}
-
-func key(t authz.Target) string { return string(t.Kind) + ":" + t.Server + "/" + t.Name }
-
-func (g grants) Visible(_ context.Context, run string, t authz.Target) bool {
-	_, ok := g.allowed[key(t)]
-	return ok && run == runName
-}
-
-func (g grants) Authorize(_ context.Context, r authz.Request) authz.Decision {
-	d := authz.Decision{SponsorIssuer: "https://idp.example.org", SponsorSubject: "alice",
-		Chain: []authz.Hop{{RunID: r.RunID, Agent: "researcher", SPIFFEID: runSPIFFEID().String()}}}
-	prefix, ok := g.allowed[key(r.Target)]
-	if !ok || r.RunID != runName {
-		d.Effect, d.Reason = authz.Deny, authz.ReasonToolNotGranted
-		return d
-	}
-	if prefix != "" {
-		var args struct {
-			Path string `json:"path"`
-		}
-		if json.Unmarshal(r.Arguments, &args) != nil || !strings.HasPrefix(args.Path, prefix) {
-			d.Effect, d.Reason = authz.Deny, authz.ReasonConditionFalse
-			return d
-		}
-	}
-	d.Effect, d.Reason, d.GrantID = authz.Allow, authz.ReasonGranted, key(r.Target)
-	return d
-}
-
-// countingAuditor keeps decision records in memory.
-type countingAuditor struct {
-	mu        sync.Mutex
-	decisions []gateway.Record
-}
-
-func (a *countingAuditor) AppendDecision(_ context.Context, r gateway.Record) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.decisions = append(a.decisions, r)
-	return nil
-}
-
-func (a *countingAuditor) AppendOutcome(context.Context, gateway.Record) error { return nil }
-
 // stack is a gateway in front of real stdio tool servers, served over
 // mTLS by the embedded CA, with a bridge enrolled as one run.
 type stack struct {
@@ -136,13 +105,14 @@ type stack struct {
 	bridge    *Bridge
 	creds     *Renewing
 	signer    *caSigner
-	audit     *countingAuditor
+	audit     *audit.Log
+	run       runs.Run
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	ctx := context.Background()
-	s := &stack{audit: &countingAuditor{}}
+	s := &stack{}
 	var err error
 	s.authority, err = ca.Open(ctx, ca.Config{Dir: t.TempDir(), TrustDomain: td,
 		SVIDTTL: 10 * time.Minute, JWTTTL: 5 * time.Minute, SigningTTL: time.Hour, RootTTL: 24 * time.Hour})
@@ -163,14 +133,11 @@ func newStack(t *testing.T) *stack {
 	})
 	tokens, err := txntoken.NewIssuer(gateway.GatewayID(td).String(), time.Minute)
 	must(t, err)
-	az := grants{allowed: map[string]string{
-		"tool:everything/echo":                                                "",
-		"tool:everything/trigger-long-running-operation":                      "",
-		"tool:fs/read_text_file":                                              s.granted + "/",
-		"resource:everything/demo://resource/static/document/architecture.md": "",
-		"prompt:everything/simple-prompt":                                     "",
-	}}
-	s.gateway, err = gateway.New(gateway.Options{TrustDomain: td, Authorizer: az, Auditor: s.audit,
+	az := s.startRun(t)
+	s.audit, err = audit.Open(filepath.Join(t.TempDir(), "audit.db"))
+	must(t, err)
+	t.Cleanup(func() { _ = s.audit.Close() })
+	s.gateway, err = gateway.New(gateway.Options{TrustDomain: td, Authorizer: az, Auditor: gateway.AuditLog(s.audit),
 		Upstream: set, Tokens: tokens, JWT: gateway.JWTSVIDs(s.authority)})
 	must(t, err)
 
@@ -185,12 +152,32 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(func() { cancel(); <-done })
 	s.url = "https://" + ln.Addr().String() + gateway.Path
 
-	s.signer = &caSigner{ca: s.authority, id: runSPIFFEID()}
+	s.signer = &caSigner{ca: s.authority, id: spiffeid.RequireFromString(s.run.SPIFFEID)}
 	s.creds, err = NewRenewing(ctx, s.signer, nil)
 	must(t, err)
 	s.bridge, err = New(Options{GatewayURL: s.url, GatewayID: gateway.GatewayID(td), Credentials: s.creds})
 	must(t, err)
 	return s
+}
+
+// startRun loads the policy, starts a researcher run for a local sponsor
+// and returns the real authorizer over it.
+func (s *stack) startRun(t *testing.T) *authz.Authorizer {
+	t.Helper()
+	ctx := context.Background()
+	p, err := policy.Parse("policy.yaml", []byte(fmt.Sprintf(policyYAML, s.granted)))
+	must(t, err)
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+	m, err := runs.Open(ctx, runs.Options{TrustDomain: td.String(), Store: st, Policy: p})
+	must(t, err)
+	s.run, err = m.StartRun(ctx, runs.StartRequest{
+		Sponsor: runs.Sponsor{Issuer: "local", Subject: "alice", Groups: []string{"research"}},
+		Agent:   "researcher", Grants: []string{"fs-read", "everything-tools", "docs"}, Purpose: "end-to-end test",
+	})
+	must(t, err)
+	return authz.New(m)
 }
 
 // serveHTTP starts the bridge's loopback listener and returns its URL.
