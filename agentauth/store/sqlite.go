@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -24,6 +25,9 @@ var _ runs.Store = (*SQLite)(nil)
 // Open opens or creates the database file at path (its folder is created
 // 0700) and brings its schema up to date.
 func Open(ctx context.Context, path string) (*SQLite, error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("store: database path %q contains '?' or '#'; choose another state directory", path)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create folder of %s: %w", path, err)
 	}
