@@ -231,3 +231,20 @@ func TestRevokeOnlyBySponsorOrAdmin(t *testing.T) {
 		t.Errorf("alice revokes: status %d %+v, run %s", st, e, run.Status)
 	}
 }
+
+// TestOIDCShortLivedTokenExpires lets a two-second ID token run out on
+// the real clock.
+func TestOIDCShortLivedTokenExpires(t *testing.T) {
+	h := newHarness(t, withOP)
+	addPeople(h.op)
+	h.op.AddClient(&testop.Client{ID: testClientID, Redirects: []string{redirect}, Lifetime: 2 * time.Second})
+	tok := h.op.Token(t, "alice", testClientID, redirect)
+	if st, _, e := whoami(t, h, tok); st != http.StatusOK {
+		t.Fatalf("fresh two-second token: status %d %+v", st, e)
+	}
+	time.Sleep(3100 * time.Millisecond)
+	st, _, e := whoami(t, h, tok)
+	if st != http.StatusUnauthorized || e.Code != api.CodeUnauthenticated {
+		t.Errorf("expired token: status %d code %q; want 401", st, e.Code)
+	}
+}
