@@ -21,6 +21,10 @@ import (
 // DefaultMaxBodyBytes bounds a request body unless Options says otherwise.
 const DefaultMaxBodyBytes = 4 << 20
 
+// DefaultSessionIdleTTL is how long a session may sit idle before the
+// gateway ends it and forgets its binding.
+const DefaultSessionIdleTTL = 30 * time.Minute
+
 // DefaultApprovalWait is how long a call needing approval waits for a
 // human before it is answered with the pending approval's id.
 const DefaultApprovalWait = 30 * time.Second
@@ -46,6 +50,8 @@ type Options struct {
 	// approval; it is sent to clients that support URL elicitation.
 	ApprovalURL  func(approvalID string) string
 	MaxBodyBytes int64
+	// SessionIdleTTL ends idle sessions; DefaultSessionIdleTTL when zero.
+	SessionIdleTTL time.Duration
 	// Unprefixed, when set, names the one upstream server the gateway
 	// fronts, and exposes its tools, prompts and resources under their own
 	// names and URIs instead of "<server>__<name>" and
@@ -105,6 +111,7 @@ func New(opts Options) (*Gateway, error) {
 		server.WithEventStore(server.NewInMemoryEventStore()),
 		server.WithStreamableHTTPLogger(opts.Logger),
 		server.WithDisableLocalhostProtection(true),
+		server.WithSessionIdleTTL(opts.SessionIdleTTL),
 	)
 	g.Refresh()
 	return g, nil
@@ -122,6 +129,9 @@ func (o *Options) fill() error {
 	}
 	if o.ApprovalWait <= 0 {
 		o.ApprovalWait = DefaultApprovalWait
+	}
+	if o.SessionIdleTTL <= 0 {
+		o.SessionIdleTTL = DefaultSessionIdleTTL
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes

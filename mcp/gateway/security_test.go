@@ -349,3 +349,24 @@ func TestSpansContinueCallerTraceAndHoldNoToken(t *testing.T) {
 		t.Errorf("forwarded traceparent %q is not in the caller's trace", fwd)
 	}
 }
+
+func TestIdleSessionsExpire(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the session sweeper (about 2 s)")
+	}
+	h := newHarness(t, func(o *Options) { o.SessionIdleTTL = 100 * time.Millisecond })
+	c := h.client(t, runID(runA), "2025-11-25")
+	if h.gw.ActiveSessions() != 1 || c.GetSessionId() == "" {
+		t.Fatalf("sessions = %d after initialize", h.gw.ActiveSessions())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.gw.ActiveSessions() != 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := h.gw.ActiveSessions(); n != 0 {
+		t.Fatalf("%d sessions still bound after the idle TTL", n)
+	}
+	if _, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err == nil {
+		t.Error("an expired session still answers")
+	}
+}
