@@ -77,7 +77,9 @@ type env struct {
 	pol    *policy.Policy
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvTB(t) }
+
+func newEnvTB(t testing.TB) *env {
 	t.Helper()
 	p, err := policy.Parse("test.yaml", []byte(testPolicy))
 	if err != nil {
@@ -89,7 +91,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) open(t *testing.T) {
+func (e *env) open(t testing.TB) {
 	t.Helper()
 	st, err := store.Open(context.Background(), e.path)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,8 +17,17 @@ import (
 )
 
 // SQLite is a runs.Store in one SQLite file.
+//
+// Writes that would weaken security if lost (revocations, sponsor
+// deactivation, approval decisions and uses) go through a connection pool
+// with synchronous=FULL, so they are on disk when the call returns. Writes
+// whose loss only fails closed (a new run, a new approval request, budget
+// use) go through a pool with synchronous=NORMAL. A power loss can drop
+// such a write, so the run is then unknown or the request gone; the next
+// FULL commit makes every earlier write durable.
 type SQLite struct {
-	db *sql.DB
+	db   *sql.DB // synchronous=FULL
+	fast *sql.DB // synchronous=NORMAL
 }
 
 var _ runs.Store = (*SQLite)(nil)
@@ -31,9 +41,9 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create folder of %s: %w", path, err)
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)" +
-		"&_pragma=foreign_keys(ON)&_pragma=synchronous(FULL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	base := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)" +
+		"&_pragma=foreign_keys(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", base+"&_pragma=synchronous(FULL)")
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -42,15 +52,19 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if s.fast, err = sql.Open("sqlite", base+"&_pragma=synchronous(NORMAL)"); err != nil {
 		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("store: restrict %s to 0600: %w", path, err)
 	}
 	return s, nil
 }
 
 // Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error { return errors.Join(s.fast.Close(), s.db.Close()) }
 
 // Ping checks that the database responds, for readiness probes.
 func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -131,7 +145,7 @@ func (s *SQLite) InsertRun(ctx context.Context, r runs.Run) error {
 	if r.ParentID != "" {
 		parent = r.ParentID
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO runs (id, parent_id, agent, spiffe_id,
+	_, err := s.fast.ExecContext(ctx, `INSERT INTO runs (id, parent_id, agent, spiffe_id,
 		sponsor_issuer, sponsor_subject, sponsor, purpose, grants, budgets, depth, created, expiry,
 		status, break_glass, break_glass_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		r.ID, parent, r.Agent, r.SPIFFEID, r.Sponsor.Issuer, r.Sponsor.Subject, string(sponsor),
@@ -170,7 +184,7 @@ func (s *SQLite) SetSponsorActive(ctx context.Context, k runs.SponsorKey, active
 
 // SaveBudgets implements runs.Store.
 func (s *SQLite) SaveBudgets(ctx context.Context, uses []runs.BudgetUse) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.txOn(ctx, s.fast, func(tx *sql.Tx) error {
 		for _, u := range uses {
 			_, err := tx.ExecContext(ctx, `INSERT INTO budgets (run_id, grant_id, used) VALUES (?,?,?)
 				ON CONFLICT(run_id, grant_id) DO UPDATE SET used=excluded.used`, u.RunID, u.GrantID, u.Used)
@@ -188,7 +202,11 @@ func (s *SQLite) PutApproval(ctx context.Context, a runs.Approval) error {
 	if err != nil {
 		return fmt.Errorf("store: encode approval %s: %w", a.ID, err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO approvals (id, run_id, status, requested, expires, body)
+	db := s.db
+	if a.Status == runs.ApprovalPending {
+		db = s.fast
+	}
+	_, err = db.ExecContext(ctx, `INSERT INTO approvals (id, run_id, status, requested, expires, body)
 		VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status, body=excluded.body`,
 		a.ID, a.RunID, string(a.Status), nanos(a.Requested), nanos(a.Expires), string(body))
 	if err != nil {
@@ -198,7 +216,11 @@ func (s *SQLite) PutApproval(ctx context.Context, a runs.Approval) error {
 }
 
 func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	return s.txOn(ctx, s.db, fn)
+}
+
+func (s *SQLite) txOn(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
