@@ -21,10 +21,11 @@ import (
 // Writes that would weaken security if lost (revocations, sponsor
 // deactivation, approval decisions and uses) go through a connection pool
 // with synchronous=FULL, so they are on disk when the call returns. Writes
-// whose loss only fails closed (a new run, a new approval request, budget
-// use) go through a pool with synchronous=NORMAL. A power loss can drop
-// such a write, so the run is then unknown or the request gone; the next
-// FULL commit makes every earlier write durable.
+// whose loss only fails closed (a new run, a new approval request) go
+// through a pool with synchronous=NORMAL: a power loss can drop such a
+// write, and the run is then unknown or the request gone. The next FULL
+// commit makes every earlier write durable. Budget use also goes through
+// the NORMAL pool, because the manager writes it behind the calls anyway.
 type SQLite struct {
 	db   *sql.DB // synchronous=FULL
 	fast *sql.DB // synchronous=NORMAL
