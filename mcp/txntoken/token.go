@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -97,6 +98,12 @@ type registered struct {
 	ID       string           `json:"jti"`
 }
 
+// payload is the whole claim set, encoded in one pass.
+type payload struct {
+	registered
+	Claims
+}
+
 // Issue signs c, setting its issuer, issue time, expiry and token id, and
 // returns the compact token with the claims as issued.
 func (i *Issuer) Issue(c Claims) (string, Claims, error) {
@@ -109,9 +116,17 @@ func (i *Issuer) Issue(c Claims) (string, Claims, error) {
 		Issuer: c.Issuer, IssuedAt: jwt.NewNumericDate(now),
 		Expiry: jwt.NewNumericDate(c.Expiry), ID: c.ID,
 	}
-	tok, err := jwt.Signed(i.signer).Claims(reg).Claims(c).Serialize()
+	body, err := json.Marshal(payload{reg, c})
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("txntoken: encode claims: %w", err)
+	}
+	jws, err := i.signer.Sign(body)
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("txntoken: sign: %w", err)
+	}
+	tok, err := jws.CompactSerialize()
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("txntoken: serialize: %w", err)
 	}
 	return tok, c, nil
 }
