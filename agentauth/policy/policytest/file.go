@@ -22,14 +22,17 @@ type File struct {
 
 // Case is one policy test.
 type Case struct {
-	Name     string        `yaml:"name"`
-	Sponsor  Human         `yaml:"sponsor"`
-	Runs     []RunSpec     `yaml:"runs"`
-	Break    *BreakSpec    `yaml:"break_glass"`
-	Via      string        `yaml:"via"`
-	Call     CallSpec      `yaml:"call"`
-	Repeat   int           `yaml:"repeat"`
-	Revoke   bool          `yaml:"revoke"`
+	Name    string     `yaml:"name"`
+	Sponsor Human      `yaml:"sponsor"`
+	Runs    []RunSpec  `yaml:"runs"`
+	Break   *BreakSpec `yaml:"break_glass"`
+	Via     string     `yaml:"via"`
+	Call    CallSpec   `yaml:"call"`
+	Repeat  int        `yaml:"repeat"`
+	Revoke  bool       `yaml:"revoke"`
+	// Advance moves the clock forward (a duration such as 2h) after the
+	// runs start and before the call.
+	Advance  string        `yaml:"advance"`
 	Offboard bool          `yaml:"offboard"`
 	Approval *ApprovalSpec `yaml:"approval"`
 	Expect   Expect        `yaml:"expect"`

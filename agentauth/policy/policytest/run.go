@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/agentauth/agentauth/agentauth/authz"
 	"github.com/agentauth/agentauth/agentauth/policy"
@@ -58,13 +59,21 @@ func runCase(ctx context.Context, p *policy.Policy, db string, c *Case) string {
 		return "open store: " + err.Error()
 	}
 	defer st.Close()
-	m, err := runs.Open(ctx, runs.Options{TrustDomain: TrustDomain, Store: st, Policy: p})
+	clock := time.Now()
+	m, err := runs.Open(ctx, runs.Options{TrustDomain: TrustDomain, Store: st, Policy: p,
+		Now: func() time.Time { return clock }})
 	if err != nil {
 		return "open runs: " + err.Error()
 	}
 	leaf, err := startChain(ctx, m, c)
 	if err == nil && (c.Revoke || c.Offboard) {
 		err = stopChain(ctx, m, c, leaf)
+	}
+	if err == nil && c.Advance != "" {
+		var d time.Duration
+		if d, err = time.ParseDuration(c.Advance); err == nil {
+			clock = clock.Add(d)
+		}
 	}
 	if err != nil {
 		return checkError(c, err)
