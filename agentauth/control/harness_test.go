@@ -21,7 +21,7 @@ import (
 
 	"github.com/agentauth/agentauth/agentauth/config"
 	"github.com/agentauth/agentauth/agentauth/control/api"
-	"github.com/agentauth/agentauth/agentauth/control/internal/testop"
+	"github.com/agentauth/agentauth/internal/oidcop"
 	"github.com/agentauth/agentauth/agentauth/policy"
 	"github.com/agentauth/agentauth/agentauth/runs"
 	"github.com/agentauth/agentauth/agentauth/store"
@@ -42,7 +42,7 @@ type harness struct {
 	srv     *Server
 	tlsURL  string
 	sock    string
-	op      *testop.Provider
+	op      *oidcop.Provider
 	now     time.Time // zero means the real clock
 	nowFunc func() time.Time
 }
@@ -50,8 +50,8 @@ type harness struct {
 type harnessOption func(*harness)
 
 func withOP(h *harness) {
-	h.op = testop.Start(h.t)
-	h.op.AddClient(&testop.Client{ID: testClientID, Redirects: []string{"https://client.test/cb"}})
+	h.op = oidcop.Start(h.t)
+	h.op.AddClient(&oidcop.Client{ID: testClientID, Redirects: []string{"https://client.test/cb"}})
 	h.cfg.OIDC = config.OIDC{Issuer: h.op.Issuer, Audience: testClientID, GroupsClaim: "groups",
 		Roles: map[string]string{"auditors": RoleAuditor, "platform-admins": RoleAdmin}}
 }

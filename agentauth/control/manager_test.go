@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/agentauth/agentauth/agentauth/control/api"
-	"github.com/agentauth/agentauth/agentauth/control/internal/testop"
+	"github.com/agentauth/agentauth/internal/oidcop"
 	"github.com/agentauth/agentauth/agentauth/runs"
 )
 
@@ -37,8 +37,8 @@ entitlements:
 // real run manager.
 func withPeople(h *harness) {
 	withOP(h)
-	h.op.AddUser("alice", testop.User{Subject: "u-alice", Email: "alice@example.org", Groups: []string{"eng"}})
-	h.op.AddUser("bob", testop.User{Subject: "u-bob", Email: "bob@example.org", Groups: []string{"stewards"}})
+	h.op.AddUser("alice", oidcop.User{Subject: "u-alice", Email: "alice@example.org", Groups: []string{"eng"}})
+	h.op.AddUser("bob", oidcop.User{Subject: "u-bob", Email: "bob@example.org", Groups: []string{"stewards"}})
 	withManager(integrationPolicy)(h)
 }
 

@@ -11,15 +11,15 @@ import (
 
 	"github.com/agentauth/agentauth/agentauth/config"
 	"github.com/agentauth/agentauth/agentauth/control/api"
-	"github.com/agentauth/agentauth/agentauth/control/internal/testop"
+	"github.com/agentauth/agentauth/internal/oidcop"
 )
 
 const redirect = "https://client.test/cb"
 
-func addPeople(p *testop.Provider) {
-	p.AddUser("alice", testop.User{Subject: "u-alice", Email: "alice@example.org", Groups: []string{"engineering"}})
-	p.AddUser("bob", testop.User{Subject: "u-bob", Email: "bob@example.org", Groups: []string{"sec-approvers"}})
-	p.AddUser("carol", testop.User{Subject: "u-carol", Groups: []string{"platform-admins", "auditors"}})
+func addPeople(p *oidcop.Provider) {
+	p.AddUser("alice", oidcop.User{Subject: "u-alice", Email: "alice@example.org", Groups: []string{"engineering"}})
+	p.AddUser("bob", oidcop.User{Subject: "u-bob", Email: "bob@example.org", Groups: []string{"sec-approvers"}})
+	p.AddUser("carol", oidcop.User{Subject: "u-carol", Groups: []string{"platform-admins", "auditors"}})
 }
 
 func whoami(t *testing.T, h *harness, token string) (int, api.Identity, api.Error) {
@@ -82,12 +82,12 @@ func TestOIDCGroupsMapToRoles(t *testing.T) {
 func TestOIDCRejectsBadTokens(t *testing.T) {
 	h := newHarness(t, withOP)
 	addPeople(h.op)
-	h.op.AddClient(&testop.Client{ID: "other-app", Redirects: []string{redirect}})
+	h.op.AddClient(&oidcop.Client{ID: "other-app", Redirects: []string{redirect}})
 	good := h.op.Token(t, "alice", testClientID, redirect)
 
-	other := testop.Start(t)
-	other.AddClient(&testop.Client{ID: testClientID, Redirects: []string{redirect}})
-	other.AddUser("alice", testop.User{Subject: "u-alice"})
+	other := oidcop.Start(t)
+	other.AddClient(&oidcop.Client{ID: testClientID, Redirects: []string{redirect}})
+	other.AddUser("alice", oidcop.User{Subject: "u-alice"})
 
 	cases := map[string]string{
 		"wrong issuer":   other.Token(t, "alice", testClientID, redirect),
@@ -237,7 +237,7 @@ func TestRevokeOnlyBySponsorOrAdmin(t *testing.T) {
 func TestOIDCShortLivedTokenExpires(t *testing.T) {
 	h := newHarness(t, withOP)
 	addPeople(h.op)
-	h.op.AddClient(&testop.Client{ID: testClientID, Redirects: []string{redirect}, Lifetime: 2 * time.Second})
+	h.op.AddClient(&oidcop.Client{ID: testClientID, Redirects: []string{redirect}, Lifetime: 2 * time.Second})
 	tok := h.op.Token(t, "alice", testClientID, redirect)
 	if st, _, e := whoami(t, h, tok); st != http.StatusOK {
 		t.Fatalf("fresh two-second token: status %d %+v", st, e)

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/agentauth/control/internal/testop"
+	"github.com/agentauth/agentauth/internal/oidcop"
 	"github.com/agentauth/agentauth/internal/testenv"
 )
 
@@ -194,7 +194,7 @@ func (b *browser) screenshot(path string) {
 // steward, in headless Chromium, and approves alice's pending call.
 func TestApprovalsPageInBrowser(t *testing.T) {
 	h := newHarness(t, withPeople)
-	h.op.AddClient(&testop.Client{ID: testClientID, Redirects: []string{redirect, h.tlsURL + "/auth/callback"}})
+	h.op.AddClient(&oidcop.Client{ID: testClientID, Redirects: []string{redirect, h.tlsURL + "/auth/callback"}})
 	alice := h.op.Token(t, "alice", testClientID, redirect)
 	_, apID := h.pendingApproval(t, alice)
 

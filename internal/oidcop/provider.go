@@ -1,10 +1,11 @@
-package testop
+package oidcop
 
 import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/http/httptest"
@@ -31,9 +32,19 @@ type Provider struct {
 // Start runs a provider until the test ends.
 func Start(t testing.TB) *Provider {
 	t.Helper()
-	st, err := newStorage()
+	p, err := New()
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// New starts a provider on a free port of 127.0.0.1. Close stops it.
+func New() (*Provider, error) {
+	st, err := newStorage()
+	if err != nil {
+		return nil, err
 	}
 	p := &Provider{st: st}
 	mux := http.NewServeMux()
@@ -45,15 +56,17 @@ func Start(t testing.TB) *Provider {
 		SupportedScopes: []string{"openid", "email", "profile", "groups"}},
 		st, op.StaticIssuer(p.Issuer))
 	if err != nil {
-		t.Fatalf("start OpenID provider: %v", err)
+		return nil, fmt.Errorf("start OpenID provider: %w", err)
 	}
 	mux.HandleFunc("/login", p.handleLogin)
 	mux.Handle("/", p.op)
 	srv.StartTLS()
-	t.Cleanup(srv.Close)
 	p.Server, p.Client = srv, srv.Client()
-	return p
+	return p, nil
 }
+
+// Close stops the provider.
+func (p *Provider) Close() { p.Server.Close() }
 
 // AddUser lets a person sign in with the user name username.
 func (p *Provider) AddUser(username string, u User) {
@@ -109,6 +122,15 @@ func (p *Provider) handleLogin(w http.ResponseWriter, r *http.Request) {
 // redirectURI; nothing is fetched from it.
 func (p *Provider) Token(t testing.TB, username, clientID, redirectURI string) string {
 	t.Helper()
+	tok, err := p.IDToken(username, clientID, redirectURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// IDToken is Token for callers outside tests.
+func (p *Provider) IDToken(username, clientID, redirectURI string) (string, error) {
 	verifier := randomString() + randomString()
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{"client_id": {clientID}, "redirect_uri": {redirectURI},
@@ -118,19 +140,26 @@ func (p *Provider) Token(t testing.TB, username, clientID, redirectURI string) s
 	c := *p.Client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-	loc := p.redirect(t, &c, "GET", p.Issuer+"/authorize?"+q.Encode(), nil)
+	loc, err := p.redirect(&c, "GET", p.Issuer+"/authorize?"+q.Encode(), nil)
+	if err != nil {
+		return "", err
+	}
 	id := loc.Query().Get("id")
-	loc = p.redirect(t, &c, "POST", p.Issuer+"/login", url.Values{"id": {id}, "username": {username}})
-	loc = p.redirect(t, &c, "GET", loc.String(), nil)
+	if loc, err = p.redirect(&c, "POST", p.Issuer+"/login", url.Values{"id": {id}, "username": {username}}); err != nil {
+		return "", err
+	}
+	if loc, err = p.redirect(&c, "GET", loc.String(), nil); err != nil {
+		return "", err
+	}
 	code := loc.Query().Get("code")
 	if code == "" {
-		t.Fatalf("provider returned no code: %s", loc)
+		return "", fmt.Errorf("provider returned no code: %s", loc)
 	}
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {code},
 		"redirect_uri": {redirectURI}, "client_id": {clientID}, "code_verifier": {verifier}}
 	resp, err := c.PostForm(p.Issuer+"/oauth/token", form)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer resp.Body.Close()
 	var tok struct {
@@ -138,13 +167,12 @@ func (p *Provider) Token(t testing.TB, username, clientID, redirectURI string) s
 		Error   string `json:"error_description"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.IDToken == "" {
-		t.Fatalf("token endpoint: status %d, %v %s", resp.StatusCode, err, tok.Error)
+		return "", fmt.Errorf("token endpoint: status %d, %v %s", resp.StatusCode, err, tok.Error)
 	}
-	return tok.IDToken
+	return tok.IDToken, nil
 }
 
-func (p *Provider) redirect(t testing.TB, c *http.Client, method, u string, form url.Values) *url.URL {
-	t.Helper()
+func (p *Provider) redirect(c *http.Client, method, u string, form url.Values) (*url.URL, error) {
 	var resp *http.Response
 	var err error
 	if method == "POST" {
@@ -153,12 +181,12 @@ func (p *Provider) redirect(t testing.TB, c *http.Client, method, u string, form
 		resp, err = c.Get(u)
 	}
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	resp.Body.Close()
 	loc, err := resp.Location()
 	if err != nil {
-		t.Fatalf("%s %s: status %d, no redirect", method, strings.SplitN(u, "?", 2)[0], resp.StatusCode)
+		return nil, fmt.Errorf("%s %s: status %d, no redirect", method, strings.SplitN(u, "?", 2)[0], resp.StatusCode)
 	}
-	return loc
+	return loc, nil
 }
