@@ -214,7 +214,7 @@ func TestDelegationNarrows(t *testing.T) {
 		{"gain a grant", runs.DelegateRequest{ParentID: root.ID, Agent: "helper", Grants: []string{"write"}},
 			`grant "write" covers tool fs/write_file, which parent run`},
 		{"outlive the parent", runs.DelegateRequest{ParentID: root.ID, Agent: "helper", Grants: []string{"read"},
-			TTL: time.Hour}, "what the parent run has left"},
+			TTL: time.Hour}, "a child run cannot outlive its parent"},
 		{"agent may not hold", runs.DelegateRequest{ParentID: root.ID, Agent: "lead", Grants: []string{"glass"}},
 			`grant "glass" covers tool fs/write_file, which parent run`},
 	}

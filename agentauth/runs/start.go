@@ -269,24 +269,17 @@ func (m *Manager) checkDelegate(req DelegateRequest, now time.Time) (Run, *Live,
 	if err := m.checkShape(p, parent); err != nil {
 		return Run{}, parent, err
 	}
-	for _, g := range req.Grants {
-		grant := p.Grants[g]
-		if grant == nil {
-			return Run{}, parent, newError(ErrNotFound, fmt.Sprintf("grant %q is not declared in the policy", g))
-		}
-		if miss := parent.Uncovered(grant); miss != "" {
-			return Run{}, parent, newError(ErrEscalation, fmt.Sprintf("grant %q covers %s, which parent run %s "+
-				"does not hold; a child run can only narrow what its parent holds", g, miss, parent.run.ID))
-		}
-		if err := checkEntitled(p, parent.run.Sponsor, req.Agent, g); err != nil {
-			return Run{}, parent, &Error{Code: ErrEscalation.Code, Msg: err.Error()}
-		}
+	if err := checkChildGrants(p, parent, req); err != nil {
+		return Run{}, parent, err
 	}
 	left := parent.run.Expiry.Sub(now)
+	if req.TTL > left {
+		return Run{}, parent, newError(ErrEscalation, fmt.Sprintf("ttl %s is longer than the %s parent run %s "+
+			"has left; a child run cannot outlive its parent", req.TTL, left.Round(time.Second), parent.run.ID))
+	}
 	ttl, err := runTTL(p, req.Grants, req.TTL, left)
 	if err != nil {
-		return Run{}, parent, &Error{Code: ErrEscalation.Code, Msg: strings.Replace(err.Error(),
-			"the maximum", "what the parent run has left,", 1)}
+		return Run{}, parent, err
 	}
 	budgets, err := budgetsFor(p, req.Grants, req.Budgets, parent)
 	if err != nil {
@@ -295,6 +288,25 @@ func (m *Manager) checkDelegate(req DelegateRequest, now time.Time) (Run, *Live,
 	r := m.newRun(parent.run.Sponsor, req.Agent, req.Grants, req.Purpose, now, now.Add(ttl), budgets)
 	r.ParentID, r.Depth = parent.run.ID, parent.run.Depth+1
 	return r, parent, nil
+}
+
+// checkChildGrants checks that every grant of a child run narrows what
+// the parent holds and that the sponsor may hand it to the child's agent.
+func checkChildGrants(p *policy.Policy, parent *Live, req DelegateRequest) error {
+	for _, g := range req.Grants {
+		grant := p.Grants[g]
+		if grant == nil {
+			return newError(ErrNotFound, fmt.Sprintf("grant %q is not declared in the policy", g))
+		}
+		if miss := parent.Uncovered(grant); miss != "" {
+			return newError(ErrEscalation, fmt.Sprintf("grant %q covers %s, which parent run %s "+
+				"does not hold; a child run can only narrow what its parent holds", g, miss, parent.run.ID))
+		}
+		if err := checkEntitled(p, parent.run.Sponsor, req.Agent, g); err != nil {
+			return &Error{Code: ErrEscalation.Code, Msg: err.Error()}
+		}
+	}
+	return nil
 }
 
 // checkShape checks depth against every ancestor's agent and the parent's
