@@ -23,24 +23,49 @@ import (
 	"github.com/agentauth/agentauth/agentauth/audit"
 	"github.com/agentauth/agentauth/agentauth/authz"
 	"github.com/agentauth/agentauth/agentauth/config"
+	"github.com/agentauth/agentauth/agentauth/policy"
+	"github.com/agentauth/agentauth/agentauth/runs"
+	"github.com/agentauth/agentauth/agentauth/store"
 	"github.com/agentauth/agentauth/mcp/txntoken"
 	"github.com/agentauth/agentauth/mcp/upstream"
 )
 
-// benchAuthorizer grants run A every tool of the bench server.
-type benchAuthorizer struct{}
-
-func (benchAuthorizer) Visible(_ context.Context, run string, t authz.Target) bool {
-	return run == runA && t.Server == "bench"
-}
-
-func (benchAuthorizer) Authorize(_ context.Context, r authz.Request) authz.Decision {
-	d := authz.Decision{Effect: authz.Deny, Reason: authz.ReasonToolNotGranted, SponsorSubject: "alice",
-		Chain: []authz.Hop{{RunID: r.RunID, Agent: "researcher", SPIFFEID: runID(r.RunID)}}}
-	if r.RunID == runA && r.Target.Server == "bench" {
-		d.Effect, d.Reason, d.GrantID = authz.Allow, authz.ReasonGranted, "bench"
+// benchRun starts a run under a one-grant policy and returns the real
+// authorizer and the run's SPIFFE ID.
+func benchRun(b *testing.B) (*authz.Authorizer, string) {
+	ctx := context.Background()
+	p, err := policy.Parse("policy.yaml", []byte(`
+agents:
+  researcher: {grants: [echo]}
+grants:
+  echo:
+    tools: [{server: bench, names: [echo]}]
+    condition: size(args.message) <= 1000
+entitlements:
+  - sponsors: {issuer: local, groups: [research]}
+    agents: [researcher]
+    grants: [echo]
+`))
+	if err != nil {
+		b.Fatal(err)
 	}
-	return d
+	st, err := store.Open(ctx, filepath.Join(b.TempDir(), store.FileName))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	m, err := runs.Open(ctx, runs.Options{TrustDomain: td.String(), Store: st, Policy: p})
+	if err != nil {
+		b.Fatal(err)
+	}
+	run, err := m.StartRun(ctx, runs.StartRequest{
+		Sponsor: runs.Sponsor{Issuer: "local", Subject: "alice", Groups: []string{"research"}},
+		Agent:   "researcher", Grants: []string{"echo"}, Purpose: "benchmark",
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return authz.New(m), run.SPIFFEID
 }
 
 // benchToolServer serves one fast "echo" tool over Streamable HTTP.
@@ -61,7 +86,8 @@ func benchToolServer(b *testing.B) string {
 }
 
 // benchStack is a tool server and a gateway in front of it with mTLS,
-// authorization, the SQLite audit log and tracing on.
+// the real authorizer over a started run, the SQLite audit log (or an
+// in-memory one) and tracing on.
 func benchStack(b *testing.B, memAudit bool) (direct, through *client.Client) {
 	toolURL := benchToolServer(b)
 	db, err := sql.Open("sqlite", filepath.Join(b.TempDir(), "pins.db"))
@@ -83,11 +109,12 @@ func benchStack(b *testing.B, memAudit bool) (direct, through *client.Client) {
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	tokens, _ := txntoken.NewIssuer(GatewayID(td).String(), time.Minute)
 	ca := newTestCA(b)
+	az, runSPIFFEID := benchRun(b)
 	var auditor Auditor = AuditLog(log)
 	if memAudit {
 		auditor = &memAuditor{}
 	}
-	gw, err := New(Options{TrustDomain: td, Authorizer: benchAuthorizer{}, Auditor: auditor,
+	gw, err := New(Options{TrustDomain: td, Authorizer: az, Auditor: auditor,
 		Upstream: set, Tokens: tokens, Tracer: tp.Tracer("bench")})
 	if err != nil {
 		b.Fatal(err)
@@ -99,7 +126,7 @@ func benchStack(b *testing.B, memAudit bool) (direct, through *client.Client) {
 	b.Cleanup(func() { cancel(); <-done })
 
 	direct = benchClient(b, toolURL, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}})
-	through = benchClient(b, "https://"+ln.Addr().String()+Path, ca.httpClient(b, runID(runA)))
+	through = benchClient(b, "https://"+ln.Addr().String()+Path, ca.httpClient(b, runSPIFFEID))
 	return direct, through
 }
 

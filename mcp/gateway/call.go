@@ -98,9 +98,9 @@ func (g *Gateway) resolveTarget(a *admitted, msg *envelope.Message) bool {
 		if !ok || t.Status == upstream.StatusQuarantined {
 			return false
 		}
-		a.exposed, a.tool = name, t
+		a.exposed, a.tool = name, t.Tool
 		a.target = authz.Target{Kind: authz.KindTool, Server: t.Server, Name: t.Upstream,
-			Annotations: annotations(t)}
+			Annotations: t.annotations}
 		a.arguments = rawOrEmpty(msg.Arguments)
 	case "resources/read", "resources/subscribe":
 		uri := msg.URI

@@ -15,12 +15,12 @@ import (
 // upstream.Options.OnChange; quarantined tools are never registered.
 func (g *Gateway) Refresh() {
 	cat := g.unprefix(g.opts.Upstream.Catalog())
-	byName := make(map[string]upstream.Tool, len(cat.Tools))
+	byName := make(map[string]exposedTool, len(cat.Tools))
 	tools := make([]server.ServerTool, 0, len(cat.Tools))
 	for _, t := range cat.Tools {
 		def := t.Definition
 		def.Name = g.exposedName(t.Server, t.Upstream)
-		byName[def.Name] = t
+		byName[def.Name] = exposedTool{Tool: t, annotations: annotations(t)}
 		if t.Status != upstream.StatusQuarantined {
 			tools = append(tools, server.ServerTool{Tool: def, Handler: g.forwardTool})
 		}
@@ -58,7 +58,13 @@ func (g *Gateway) templates(cat upstream.Catalog) []server.ServerResourceTemplat
 	return out
 }
 
-func (g *Gateway) tool(name string) (upstream.Tool, bool) {
+// exposedTool is a catalog tool with its annotations decoded once.
+type exposedTool struct {
+	upstream.Tool
+	annotations map[string]any
+}
+
+func (g *Gateway) tool(name string) (exposedTool, bool) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	t, ok := g.tools[name]
@@ -77,7 +83,7 @@ func (g *Gateway) filterTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool 
 		if !ok || t.Status == upstream.StatusQuarantined {
 			continue
 		}
-		target := authz.Target{Kind: authz.KindTool, Server: t.Server, Name: t.Upstream, Annotations: annotations(t)}
+		target := authz.Target{Kind: authz.KindTool, Server: t.Server, Name: t.Upstream, Annotations: t.annotations}
 		if g.opts.Authorizer.Visible(ctx, p.RunID, target) {
 			out = append(out, def)
 		}

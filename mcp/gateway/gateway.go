@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agentauth/agentauth/mcp/txntoken"
-	"github.com/agentauth/agentauth/mcp/upstream"
 )
 
 // DefaultMaxBodyBytes bounds a request body unless Options says otherwise.
@@ -79,7 +78,7 @@ type Gateway struct {
 	urlClients sync.Map
 
 	mu    sync.RWMutex
-	tools map[string]upstream.Tool // exposed name -> tool, including quarantined
+	tools map[string]exposedTool // exposed name -> tool, including quarantined
 }
 
 // New builds a gateway over opts and loads the upstream catalog.
