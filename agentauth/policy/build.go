@@ -222,6 +222,13 @@ func (b *builder) finish() (*Policy, error) {
 			}
 		}
 	}
+	keep := map[string]bool{}
+	for _, g := range p.Grants {
+		if g.Condition != nil {
+			keep[g.Condition.Source] = true
+		}
+	}
+	programs.retain(keep)
 	return p, nil
 }
 

@@ -60,13 +60,16 @@ func compileCondition(src string, pos Position, block bool, indent int) (*Condit
 
 // programCache keeps compiled programs by source text, so grants sharing
 // a condition share its program and a reload recompiles only conditions
-// that changed. Programs are immutable and safe for concurrent use.
+// that changed. Each successful load keeps only its own conditions, so
+// the cache holds about one policy. Programs are immutable and safe for
+// concurrent use.
 type programCache struct {
 	mu sync.Mutex
 	m  map[string]cel.Program
 }
 
-// maxCachedPrograms bounds the cache; when full it starts over.
+// maxCachedPrograms bounds the cache between loads; when full it starts
+// over.
 const maxCachedPrograms = 100_000
 
 var programs = &programCache{m: map[string]cel.Program{}}
@@ -118,4 +121,15 @@ func (argsEstimator) EstimateSize(element checker.AstNode) *checker.SizeEstimate
 func (argsEstimator) EstimateCallCost(function, overloadID string, target *checker.AstNode,
 	args []checker.AstNode) *checker.CallEstimate {
 	return nil
+}
+
+// retain drops every program whose source is not in keep.
+func (c *programCache) retain(keep map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for src := range c.m {
+		if !keep[src] {
+			delete(c.m, src)
+		}
+	}
 }
