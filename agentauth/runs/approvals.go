@@ -91,6 +91,9 @@ func (m *Manager) UseApproval(ctx context.Context, id string, c ApprovalCall) (o
 }
 
 // useLocked reports used only when this call consumed the approval.
+//
+// NOTE: single use is enforced in this process's memory; two gateway
+// processes sharing one database could each use the same approval once.
 func (m *Manager) useLocked(ctx context.Context, id string, c ApprovalCall,
 	now time.Time) (a Approval, used bool, st ApprovalStatus, err error) {
 	p := m.approvals[id]
