@@ -41,7 +41,7 @@ func TestListShowsOnlyGrantedTools(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := []string{"calc__add", "fs__changed", "fs__deploy", "fs__read", "fs__slow"}
+			want := []string{"calc__add", "calc__block", "fs__changed", "fs__deploy", "fs__read", "fs__slow"}
 			if got := toolNames(t, res); !slices.Equal(got, want) {
 				t.Errorf("run A tools = %v, want %v", got, want)
 			}
@@ -292,5 +292,20 @@ func TestPendingApprovalElicitsURLWhereSupported(t *testing.T) {
 	_, body = h.post(t, hc, deploy, map[string]string{"Mcp-Session-Id": session(`{}`)})
 	if got := denialReason(t, body); got != "approval_required" {
 		t.Errorf("client without URL elicitation: reason = %q", got)
+	}
+}
+
+func TestCancellationReachesTheToolServer(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(t, runID(runA), "2025-11-25")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.CallTool(ctx, callReq("calc__block", `{}`)); err == nil {
+		t.Fatal("a blocked call returned without error")
+	}
+	select {
+	case <-h.upstream.cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream call was not cancelled when the client gave up")
 	}
 }

@@ -105,6 +105,8 @@ type fakeUpstream struct {
 	tools []upstream.Tool
 	calls []upstream.Request
 	fail  error
+	// cancelled receives when a call to calc/block sees its context end.
+	cancelled chan struct{}
 }
 
 func newFakeUpstream() *fakeUpstream {
@@ -117,8 +119,8 @@ func newFakeUpstream() *fakeUpstream {
 	return &fakeUpstream{tools: []upstream.Tool{
 		mk("fs", "read", ok), mk("fs", "write", ok), mk("calc", "add", ok), mk("fs", "slow", ok),
 		mk("fs", "deploy", ok), mk("fs", "changed", upstream.StatusChanged),
-		mk("fs", "hidden", upstream.StatusQuarantined),
-	}}
+		mk("fs", "hidden", upstream.StatusQuarantined), mk("calc", "block", ok),
+	}, cancelled: make(chan struct{}, 1)}
 }
 
 func (u *fakeUpstream) Catalog() upstream.Catalog {
@@ -144,6 +146,11 @@ func (u *fakeUpstream) record(r upstream.Request) error {
 func (u *fakeUpstream) CallTool(ctx context.Context, r upstream.Request) (*mcp.CallToolResult, error) {
 	if err := u.record(r); err != nil {
 		return nil, err
+	}
+	if r.Name == "block" {
+		<-ctx.Done()
+		u.cancelled <- struct{}{}
+		return nil, ctx.Err()
 	}
 	if r.Name == "slow" && r.Progress != nil {
 		var meta struct{ ProgressToken any }
@@ -219,7 +226,8 @@ func (f *fakeAuthorizer) Visible(_ context.Context, run string, t authz.Target) 
 func (f *fakeAuthorizer) grant(run string, t authz.Target) (string, bool) {
 	key := string(t.Kind) + ":" + t.Server + "/" + t.Name
 	grants := map[string][]string{
-		runA: {"tool:fs/read", "tool:fs/slow", "tool:calc/add", "tool:fs/deploy", "tool:fs/changed", "resource:fs/file:///granted/a.txt"},
+		runA: {"tool:fs/read", "tool:fs/slow", "tool:calc/add", "tool:fs/deploy", "tool:fs/changed",
+			"resource:fs/file:///granted/a.txt", "tool:calc/block"},
 		runB: {"tool:calc/add"},
 	}
 	for _, g := range grants[run] {

@@ -48,7 +48,7 @@ func TestNodeClientsWithJWTBearer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("sdk client: %v\n%s", err, out)
 		}
-		for _, want := range []string{"tools: calc__add,fs__changed,fs__deploy,fs__read,fs__slow",
+		for _, want := range []string{"tools: calc__add,calc__block,fs__changed,fs__deploy,fs__read,fs__slow",
 			`add: args={"a":1}`, "write: -32030 tool_not_granted"} {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("output lacks %q:\n%s", want, out)

@@ -184,7 +184,7 @@ func TestEmbeddedCAmTLSAndJWTSVID(t *testing.T) {
 		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: serverName(&tls.Config{Certificates: []tls.Certificate{cert}})}}
 		c := mcpClient(t, url, transport.WithHTTPBasicClient(hc))
 		res, err := c.ListTools(ctx, mcp.ListToolsRequest{})
-		if err != nil || len(res.Tools) != 5 {
+		if err != nil || len(res.Tools) != 6 {
 			t.Fatalf("tools/list = %v, %v", res, err)
 		}
 	})
