@@ -13,6 +13,6 @@
 //     whose Origin, when present, is a loopback origin, so a web page cannot
 //     reach it through DNS rebinding.
 //
-// The host never sees the run's key or SVID, and any Authorization header
+// The host never receives the run's key or SVID, and any Authorization header
 // it sends is dropped: the gateway authenticates the run by its SVID only.
 package bridge
