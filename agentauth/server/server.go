@@ -16,9 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/agentauth/agentauth/agentauth/audit"
 	"github.com/agentauth/agentauth/agentauth/authz"
@@ -59,6 +58,7 @@ type Gateway struct {
 	MCPAddr, ControlAddr, AdminAddr string
 
 	mcpLn, controlLn, adminLn net.Listener
+	oidcClient                *http.Client
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -66,9 +66,17 @@ type Gateway struct {
 	closers []func() error
 }
 
+// Option adjusts Start.
+type Option func(*Gateway)
+
+// WithOIDCClient sets the HTTP client that fetches the OpenID provider's
+// discovery document and keys, for a provider whose certificate the
+// system roots do not cover.
+func WithOIDCClient(hc *http.Client) Option { return func(g *Gateway) { g.oidcClient = hc } }
+
 // Start opens every component and starts serving. Cancel ctx (or call
 // Stop) to shut down gracefully.
-func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Gateway, err error) {
+func Start(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) (_ *Gateway, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -77,6 +85,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Gate
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	g := &Gateway{cfg: cfg, logger: logger, cancel: cancel, errs: make(chan error, 8)}
+	for _, o := range opts {
+		o(g)
+	}
 	defer func() {
 		if err != nil {
 			cancel()
@@ -193,7 +204,9 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var mcpGateway *gateway.Gateway
+	// OnChange may run before gateway.New returns, so the gateway is
+	// published through an atomic pointer.
+	var mcpGateway atomic.Pointer[gateway.Gateway]
 	set, err := upstream.New(ctx, servers, upstream.Options{
 		DB:     pinDB,
 		Logger: logger.With("component", "upstream"),
@@ -201,8 +214,8 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 			return spiffe.MemberClientTLSConfig(g.Authority), nil
 		},
 		OnChange: func(upstream.Change) {
-			if mcpGateway != nil {
-				mcpGateway.Refresh()
+			if gw := mcpGateway.Load(); gw != nil {
+				gw.Refresh()
 			}
 		},
 	})
@@ -216,14 +229,15 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mcpGateway, err = gateway.New(gateway.Options{
+	pending := &pendingArguments{next: authz.New(g.Runs), redact: cfg.Audit.Redact}
+	gw, err := gateway.New(gateway.Options{
 		TrustDomain:  td,
-		Authorizer:   authz.New(g.Runs),
+		Authorizer:   pending,
 		Auditor:      gateway.AuditLog(g.Audit),
 		Upstream:     set,
 		Tokens:       tokens,
 		JWT:          gateway.JWTSVIDs(g.Authority),
-		Approvals:    approvalWaiter{g.Runs},
+		Approvals:    g.Runs,
 		ApprovalWait: cfg.ApprovalWait,
 		ApprovalURL:  func(id string) string { return "https://" + g.ControlAddr + "/approvals#" + id },
 		Tracer:       traces.Tracer(),
@@ -232,15 +246,18 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.MCP = mcpGateway
+	mcpGateway.Store(gw)
+	gw.Refresh()
+	g.MCP = gw
 
 	g.Control, err = control.New(cfg, control.Deps{
-		Runs:      control.ManagerServices{Manager: g.Runs},
-		Approvals: control.ManagerServices{Manager: g.Runs},
-		Signer:    g.Authority,
-		SVIDs:     g.Authority,
-		Bundles:   g.Authority,
-		Logger:    logger.With("component", "control"),
+		Runs:       control.ManagerServices{Manager: g.Runs, Arguments: pending.Arguments},
+		Approvals:  control.ManagerServices{Manager: g.Runs, Arguments: pending.Arguments},
+		Signer:     g.Authority,
+		SVIDs:      g.Authority,
+		Bundles:    g.Authority,
+		HTTPClient: g.oidcClient,
+		Logger:     logger.With("component", "control"),
 	})
 	return err
 }
@@ -371,30 +388,4 @@ func (g *Gateway) close() {
 		}
 	}
 	g.closers = nil
-}
-
-// approvalWaiter lets the gateway wait for a human's decision.
-type approvalWaiter struct{ m *runs.Manager }
-
-func (a approvalWaiter) Await(ctx context.Context, id string) (bool, error) {
-	ap, err := a.m.WaitApproval(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	switch ap.StatusAt(a.m.Now()) {
-	case runs.ApprovalApproved:
-		return true, nil
-	case runs.ApprovalPending:
-		if err := ctx.Err(); err != nil {
-			return false, err
-		}
-		return false, context.DeadlineExceeded
-	default:
-		return false, nil
-	}
-}
-
-// TrustDomainOf parses the configured trust domain.
-func TrustDomainOf(cfg config.Config) (spiffeid.TrustDomain, error) {
-	return spiffeid.TrustDomainFromString(cfg.TrustDomain)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/agentauth/agentauth/agentauth/config"
 	"github.com/agentauth/agentauth/agentauth/control/api"
 	"github.com/agentauth/agentauth/agentauth/server"
+	"github.com/agentauth/agentauth/internal/oidcop"
 	"github.com/agentauth/agentauth/traces"
 )
 
@@ -68,13 +69,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := d.prepare(); err != nil {
 		return nil, err
 	}
+	idp, err := startIdentityProvider()
+	if err != nil {
+		return nil, err
+	}
+	defer idp.Close()
+	d.idp = idp
+	if err := d.writePolicy(); err != nil {
+		return nil, err
+	}
+
 	shutdownTraces, err := traces.Setup(ctx, "agentauth-demo", o.Logger)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = shutdownTraces(context.Background()) }()
 
-	g, err := server.Start(ctx, d.config(), o.Logger)
+	g, err := server.Start(ctx, d.config(), o.Logger, server.WithOIDCClient(idp.Client))
 	if err != nil {
 		return nil, fmt.Errorf("start the gateway: %w", err)
 	}
@@ -95,11 +106,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 type demo struct {
-	o     Options
-	res   *Result
-	g     *server.Gateway
-	files string
-	node  bool
+	o         Options
+	res       *Result
+	g         *server.Gateway
+	idp       *oidcop.Provider
+	files     string
+	node      bool
+	bundlePEM []byte
 }
 
 func (d *demo) say(format string, args ...any) {
@@ -138,7 +151,7 @@ func (d *demo) prepare() error {
 		}
 	}
 	d.node = d.o.NodeModules != "" && fileExists(filepath.Join(d.o.NodeModules, ".bin", "mcp-server-filesystem"))
-	return d.writePolicy()
+	return nil
 }
 
 func (d *demo) writePolicy() error {
@@ -157,7 +170,7 @@ func (d *demo) writePolicy() error {
 func (d *demo) policyPath() string { return filepath.Join(d.o.Dir, "policy.yaml") }
 
 // issuer is the OIDC issuer of the demo's second human, the approver.
-func (d *demo) issuer() string { return "https://127.0.0.1/demo-idp" }
+func (d *demo) issuer() string { return d.idp.Issuer }
 
 // config is the gateway configuration: the embedded default with every
 // listener on a free loopback port and the demo's tool servers.
@@ -168,6 +181,7 @@ func (d *demo) config() config.Config {
 	c.Listen.MCP, c.Listen.Control, c.Listen.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	c.Listen.ControlSocket = d.socket()
 	c.Audit.RecordArguments = true
+	c.OIDC.Issuer, c.OIDC.Audience = d.idp.Issuer, oidcClientID
 	if d.o.ApprovalWait > 0 {
 		c.ApprovalWait = d.o.ApprovalWait
 	}

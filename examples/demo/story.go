@@ -87,6 +87,7 @@ func (d *demo) startResearcher(ctx context.Context, sponsor *agentauth.Control) 
 	if err != nil {
 		return nil, err
 	}
+	d.bundlePEM = bundle
 	bundlePath := filepath.Join(d.o.Dir, "bundle.pem")
 	if err := os.WriteFile(bundlePath, bundle, 0o644); err != nil {
 		return nil, err
