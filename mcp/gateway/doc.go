@@ -12,8 +12,8 @@
 //     person's OIDC token is refused with a pointer to the control API.
 //  2. Sessions. Every MCP session id is bound to the SPIFFE ID that created
 //     it. Another caller presenting it, on POST, GET (including a
-//     Last-Event-ID resumption) or DELETE, gets exactly the answer for an
-//     unknown session. The stateless 2026-07-28 revision has no sessions.
+//     Last-Event-ID resumption) or DELETE, receives the same response as
+//     for an unknown session. The stateless 2026-07-28 revision has no sessions.
 //  3. Strict decoding. The raw body is read under a size limit (gzip is
 //     inflated under the same limit; other encodings are refused) and
 //     checked by package envelope before mcp-go decodes it: no duplicate or
