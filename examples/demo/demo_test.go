@@ -125,12 +125,24 @@ func checkAudit(t *testing.T, ctx context.Context, res *demo.Result) {
 		{"summarizer", "write_file", authz.ReasonToolNotGranted},
 		{"researcher", "summarize_file", authz.ReasonGranted},
 		{"spiffe://agentauth.local/tools/digest", "read_text_file", authz.ReasonGranted},
-		{"researcher", "write_file", authz.ReasonApprovalRequired},
 		{"researcher", "write_file", authz.ReasonApproved},
 	} {
 		if _, ok := seen[k]; !ok {
 			t.Errorf("no decision record for %s calling %s with reason %s", k.agent, k.tool, k.reason)
 		}
+	}
+	approvals, err := log.Query(ctx, audit.Filter{RunID: res.RootRunID, Kind: audit.KindApproval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	approvedByBob := false
+	for _, r := range approvals {
+		if r.ActorSubject == "bob" && r.Effect == authz.Allow {
+			approvedByBob = true
+		}
+	}
+	if len(approvals) < 2 || !approvedByBob {
+		t.Errorf("approval records = %+v, want the request and bob's approval", approvals)
 	}
 	if r, ok := seen[key{"summarizer", "write_file", authz.ReasonToolNotGranted}]; ok {
 		if len(r.Chain) != 2 || r.Chain[0].RunID != res.RootRunID || r.Chain[1].RunID != res.ChildRunID {
