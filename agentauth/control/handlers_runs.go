@@ -67,6 +67,7 @@ func (s *Server) handleStartRun(w http.ResponseWriter, r *http.Request, c caller
 		return
 	}
 	s.log.Info("run started", "run", run.ID, "agent", run.Agent, "sponsor", c.sponsor.String())
+	recordRun(r, run)
 	s.replyNewRun(w, r, run, der)
 }
 
@@ -91,6 +92,7 @@ func (s *Server) handleDelegate(w http.ResponseWriter, r *http.Request, c caller
 		return
 	}
 	s.log.Info("run delegated", "run", run.ID, "parent", c.agent.RunID, "agent", run.Agent)
+	recordRun(r, run)
 	s.replyNewRun(w, r, run, der)
 }
 

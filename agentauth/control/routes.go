@@ -80,6 +80,8 @@ func (s *Server) routeAll() http.Handler {
 func (s *Server) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rt.access == anyone {
+			r, span := startSpan(r, rt, caller{})
+			defer span.End()
 			rt.handler(w, r, caller{})
 			return
 		}
@@ -88,6 +90,8 @@ func (s *Server) guard(rt route) http.Handler {
 			writeError(w, aerr)
 			return
 		}
+		r, span := startSpan(r, rt, c)
+		defer span.End()
 		switch {
 		case rt.access == sponsorOnly && c.sponsor == nil:
 			writeError(w, errForbidden("only a human sponsor may call "+rt.Method+" "+rt.Path+

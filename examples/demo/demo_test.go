@@ -169,6 +169,19 @@ func checkTrace(t *testing.T, ctx context.Context, j *jaegertest.Jaeger, res *de
 	if len(roots) != 1 || roots[0].Name != "agentauth demo" {
 		t.Fatalf("trace roots = %+v, want the one demo span", roots)
 	}
+	// The run's start and its delegation are control API spans of the
+	// same trace.
+	for _, name := range []string{"POST /v1/runs", "POST /v1/runs/{id}/delegate", "run researcher", "run summarizer"} {
+		if _, ok := tr.Find(name); !ok {
+			t.Errorf("trace has no span %q", name)
+		}
+	}
+	if run, ok := tr.Find("run summarizer"); ok {
+		if parent, ok := tr.Find("run researcher"); !ok || !descends(tr, run, parent.SpanID) {
+			t.Errorf("the summarizer's run span does not descend from the researcher's")
+		}
+	}
+
 	// The chained read is a gateway span under the digest call's gateway
 	// span, so the chain is one tree.
 	var digestCall, chainedRead *jaegertest.Span

@@ -38,6 +38,9 @@ func (d *demo) story(ctx context.Context) error {
 		return err
 	}
 	defer researcher.Close()
+	ctx, runSpan := traces.Tracer().Start(ctx, "run researcher",
+		trace.WithAttributes(traces.AttrRunID.String(researcher.ID()), traces.AttrRunSPIFFEID.String(researcher.SPIFFEID().String())))
+	defer runSpan.End()
 	c, err := researcher.MCPClient(ctx, "researcher")
 	if err != nil {
 		return err
@@ -129,6 +132,9 @@ func (d *demo) delegate(ctx context.Context, parent *actor) error {
 		return fmt.Errorf("join the summarizer run: %w", err)
 	}
 	defer run.Close()
+	ctx, runSpan := traces.Tracer().Start(ctx, "run summarizer",
+		trace.WithAttributes(traces.AttrRunID.String(run.ID()), traces.AttrRunSPIFFEID.String(run.SPIFFEID().String())))
+	defer runSpan.End()
 	c, err := run.MCPClient(ctx, "summarizer")
 	if err != nil {
 		return err
