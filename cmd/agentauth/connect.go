@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/agentauth/agentauth/agentauth/server"
@@ -68,14 +68,15 @@ func runConnect(cmd *cobra.Command, opts *globalOptions, f connectFlags) error {
 	if f.control == "" {
 		f.control = "https://" + c.Listen.Control
 	}
-	roots, err := readBundle(f.caFile)
+	bundle, err := readBundle(td, f.caFile)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	signer := &bridge.ControlSigner{URL: f.control, BootstrapToken: os.Getenv("AGENTAUTH_BOOTSTRAP_TOKEN"), RootCAs: roots}
+	signer := &bridge.ControlSigner{URL: f.control, BootstrapToken: os.Getenv("AGENTAUTH_BOOTSTRAP_TOKEN"),
+		Bundle: bundle, ServerID: gateway.GatewayID(td)}
 	creds, err := bridge.NewRenewing(ctx, signer, log)
 	if err != nil {
 		return err
@@ -96,17 +97,13 @@ func runConnect(cmd *cobra.Command, opts *globalOptions, f connectFlags) error {
 	return b.ListenAndServe(ctx, ln)
 }
 
-func readBundle(path string) (*x509.CertPool, error) {
+func readBundle(td spiffeid.TrustDomain, path string) (*x509bundle.Bundle, error) {
 	if path == "" {
 		return nil, errors.New("no trust bundle: pass --ca-bundle (or AGENTAUTH_CA_BUNDLE) with the gateway's CA bundle PEM")
 	}
-	pem, err := os.ReadFile(path)
+	b, err := x509bundle.Load(td, path)
 	if err != nil {
-		return nil, fmt.Errorf("read trust bundle: %w", err)
+		return nil, fmt.Errorf("trust bundle %s: %w", path, err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("trust bundle %s holds no PEM certificate", path)
-	}
-	return pool, nil
+	return b, nil
 }

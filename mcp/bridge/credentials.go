@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -162,9 +161,12 @@ type ControlSigner struct {
 	URL string
 	// BootstrapToken is spent by Enroll; never log it.
 	BootstrapToken string
-	// RootCAs verify the control API's certificate at enrollment, before
-	// the run holds a bundle.
-	RootCAs *x509.CertPool
+	// Bundle verifies the control API's certificate at enrollment, before
+	// the run holds a bundle of its own.
+	Bundle *x509bundle.Bundle
+	// ServerID is the SPIFFE ID the control API presents (the gateway's);
+	// its SVID names no host, so it is checked by ID, not by host name.
+	ServerID spiffeid.ID
 }
 
 // Enroll exchanges the bootstrap token and CSR for the run's first SVID.
@@ -172,17 +174,17 @@ func (c *ControlSigner) Enroll(ctx context.Context, csrPEM string) (api.SVID, er
 	if c.BootstrapToken == "" {
 		return api.SVID{}, errors.New("bridge: no bootstrap token; set AGENTAUTH_BOOTSTRAP_TOKEN to the token printed when the run was started")
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.RootCAs, MinVersion: tls.VersionTLS12}}}
+	if c.Bundle == nil || c.ServerID.IsZero() {
+		return api.SVID{}, errors.New("bridge: the trust bundle and the control API's SPIFFE ID are required to enroll")
+	}
+	cfg := tlsconfig.TLSClientConfig(c.Bundle, tlsconfig.AuthorizeID(c.ServerID))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
 	return c.post(ctx, hc, "/v1/svid/exchange", api.ExchangeRequest{BootstrapToken: c.BootstrapToken, CSR: csrPEM})
 }
 
 // Renew presents the current SVID and a new CSR.
 func (c *ControlSigner) Renew(ctx context.Context, csrPEM string, current Credentials) (api.SVID, error) {
-	svid, err := current.GetX509SVID()
-	if err != nil {
-		return api.SVID{}, err
-	}
-	cfg := tlsconfig.MTLSClientConfig(current, current, tlsconfig.AuthorizeMemberOf(svid.ID.TrustDomain()))
+	cfg := tlsconfig.MTLSClientConfig(current, current, tlsconfig.AuthorizeID(c.ServerID))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
 	return c.post(ctx, hc, "/v1/svid/renew", api.RenewRequest{CSR: csrPEM})
 }
