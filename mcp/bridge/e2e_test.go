@@ -190,6 +190,18 @@ func checkProgress(t *testing.T, ctx context.Context, c *client.Client) {
 	if _, err := c.CallTool(ctx, req); err != nil {
 		t.Fatalf("long-running operation: %v", err)
 	}
+	// Notifications are handled off the response path; give the last one
+	// a moment to arrive.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		n := len(progress)
+		mu.Unlock()
+		if n >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(progress) < 3 {
