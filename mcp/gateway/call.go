@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -77,7 +78,7 @@ func (g *Gateway) admit(ctx context.Context, r *http.Request, msg *envelope.Mess
 	} else {
 		a.decision = g.decide(ctx, p, a)
 	}
-	if err := g.opts.Auditor.AppendDecision(ctx, g.record(ctx, a)); err != nil {
+	if err := g.appendDecision(ctx, a); err != nil {
 		g.opts.Logger.Error("audit append failed; call denied", "run_id", p.RunID, "txn", a.txn, "error", err)
 		a.decision = denied(authz.ReasonAuditUnavailable, "the audit log is unavailable, so no call can go ahead")
 	}
@@ -86,6 +87,17 @@ func (g *Gateway) admit(ctx context.Context, r *http.Request, msg *envelope.Mess
 		data.ApprovalURL = g.opts.ApprovalURL(a.decision.ApprovalID)
 	}
 	return a, data, a.decision.Allowed()
+}
+
+// auditTimeout bounds one decision append once the caller has gone away.
+const auditTimeout = 5 * time.Second
+
+// appendDecision commits the decision record. A caller that disconnects
+// while waiting (for an approval, say) still leaves its decision on record.
+func (g *Gateway) appendDecision(ctx context.Context, a *admitted) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	return g.opts.Auditor.AppendDecision(actx, g.record(ctx, a))
 }
 
 // resolveTarget fills a.target from the message. It returns false for a
