@@ -51,6 +51,12 @@ func TestHostileBodiesAreRefusedBeforeForwarding(t *testing.T) {
 		{"Mcp-Method mismatch", call(`{"name":"calc__add","arguments":{}}`), map[string]string{"Mcp-Method": "tools/list"}, 400},
 		{"Mcp-Name mismatch", call(`{"name":"calc__add","arguments":{}}`), map[string]string{"Mcp-Name": "fs__read"}, 400},
 		{"arguments not an object", call(`{"name":"calc__add","arguments":[1]}`), nil, 400},
+		{"2026-07-28 without Mcp-Method", call(`{"name":"calc__add","arguments":{}}`),
+			map[string]string{"MCP-Protocol-Version": "2026-07-28"}, 400},
+		{"2026-07-28 without Mcp-Name", call(`{"name":"calc__add","arguments":{}}`),
+			map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call"}, 400},
+		{"2026-07-28 with a mismatched Mcp-Name", call(`{"name":"calc__add","arguments":{}}`),
+			map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "fs__write"}, 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
