@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/agentauth/agentauth/agentauth/audit"
 	"github.com/agentauth/agentauth/agentauth/authz"
 	"github.com/agentauth/agentauth/agentauth/config"
@@ -218,6 +220,28 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 				gw.Refresh()
 			}
 		},
+		OnNotification: func(server string, n mcp.JSONRPCNotification) {
+			if gw := mcpGateway.Load(); gw != nil {
+				gw.Notify(server, n)
+			}
+		},
+		Sampling: func(ctx context.Context, server string, r mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			gw := mcpGateway.Load()
+			if gw == nil {
+				return nil, errors.New("the gateway is still starting")
+			}
+			return gw.Sampling(ctx, server, r)
+		},
+		Elicitation: func(ctx context.Context, server string, r mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+			gw := mcpGateway.Load()
+			if gw == nil {
+				return nil, errors.New("the gateway is still starting")
+			}
+			return gw.Elicitation(ctx, server, r)
+		},
+		// Roots stay undeclared: a server such as server-filesystem would
+		// otherwise replace the directories configured here with the
+		// agent's roots.
 	})
 	if err != nil {
 		return err

@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/agentauth/agentauth/traces"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -47,8 +49,12 @@ func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg *envelo
 	defer span.End()
 	a, data, ok := g.admit(ctx, r, msg, principalErr)
 	data.TraceID = traceID(span)
-	span.SetAttributes(attribute.String("agentauth.decision", string(a.decision.Effect)),
-		attribute.String("agentauth.reason", string(a.decision.Reason)))
+	traces.RecordDecision(span, a.decision)
+	for _, h := range a.decision.Chain {
+		if h.RunID != "" && h.RunID == a.runID {
+			span.SetAttributes(traces.AttrRunSPIFFEID.String(h.SPIFFEID))
+		}
+	}
 	if !ok {
 		span.SetStatus(codes.Error, string(a.decision.Reason))
 		if data.ApprovalURL != "" && g.supportsURLElicitation(r) {
@@ -173,20 +179,29 @@ func (g *Gateway) startSpan(r *http.Request, msg *envelope.Message) (context.Con
 	} else {
 		ctx = g.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	name := msg.Method
-	if msg.Name != "" {
-		name += " " + msg.Name
+	target := msg.Name
+	if target == "" {
+		target = msg.URI
 	}
 	caller, _ := CallerFromContext(ctx)
 	p := principalFrom(ctx)
-	return g.opts.Tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(
-			attribute.String("mcp.method.name", msg.Method),
-			attribute.String("jsonrpc.request.id", string(msg.ID)),
-			attribute.String("mcp.session.id", r.Header.Get(headerSession)),
-			attribute.String("agentauth.caller", caller.ID.String()),
-			attribute.String("agentauth.run.id", p.RunID),
-		))
+	attrs := traces.Request{
+		Method:          msg.Method,
+		Target:          target,
+		RequestID:       strings.Trim(string(msg.ID), `"`),
+		SessionID:       r.Header.Get(headerSession),
+		ProtocolVersion: r.Header.Get("Mcp-Protocol-Version"),
+		Transport:       traces.TransportTCP,
+	}.Attributes()
+	attrs = append(attrs,
+		attribute.String("agentauth.caller", caller.ID.String()),
+		traces.AttrRunID.String(p.RunID),
+	)
+	if p.Via == "" {
+		attrs = append(attrs, traces.AttrRunSPIFFEID.String(caller.ID.String()))
+	}
+	return g.opts.Tracer.Start(ctx, traces.SpanName(msg.Method, target),
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 }
 
 func traceID(span trace.Span) string {
