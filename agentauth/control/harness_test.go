@@ -21,10 +21,10 @@ import (
 
 	"github.com/agentauth/agentauth/agentauth/config"
 	"github.com/agentauth/agentauth/agentauth/control/api"
-	"github.com/agentauth/agentauth/internal/oidcop"
 	"github.com/agentauth/agentauth/agentauth/policy"
 	"github.com/agentauth/agentauth/agentauth/runs"
 	"github.com/agentauth/agentauth/agentauth/store"
+	"github.com/agentauth/agentauth/internal/oidcop"
 	"github.com/agentauth/agentauth/spiffe/ca"
 )
 

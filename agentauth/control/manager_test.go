@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/agentauth/agentauth/agentauth/control/api"
-	"github.com/agentauth/agentauth/internal/oidcop"
 	"github.com/agentauth/agentauth/agentauth/runs"
+	"github.com/agentauth/agentauth/internal/oidcop"
 )
 
 const integrationPolicy = `
