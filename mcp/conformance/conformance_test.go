@@ -40,15 +40,7 @@ const runName = "01CONFORMANCE"
 // knownGaps are scenarios that pass directly but not yet through the
 // gateway, with the reason. The test logs them instead of failing, and
 // fails once one of them passes, so that the list stays true.
-var knownGaps = map[string]string{
-	// TODO: mcp/upstream speaks 2026-07-28 to the fixture, where a tool
-	// handler cannot send sampling or elicitation requests, so the fixture
-	// never asks and the gateway's relay is never reached.
-	"tools-call-sampling":          "upstream connection is 2026-07-28; no server-initiated requests",
-	"tools-call-elicitation":       "upstream connection is 2026-07-28; no server-initiated requests",
-	"elicitation-sep1034-defaults": "upstream connection is 2026-07-28; no server-initiated requests",
-	"elicitation-sep1330-enums":    "upstream connection is 2026-07-28; no server-initiated requests",
-}
+var knownGaps = map[string]string{}
 
 // TestConformanceThroughGateway runs the conformance suite against the
 // fixture directly and through bridge and gateway, and compares results

@@ -65,4 +65,20 @@
 // Options.Elicitation with the context of the tool call that caused them;
 // a request that cannot be tied to exactly one in-flight call is rejected.
 // Roots are declared only when Options.Roots is set.
+//
+// # Protocol revision
+//
+// When Options.Sampling or Options.Elicitation is set, the Set speaks
+// [SessionProtocol] (2025-11-25) to every server, keeping a Streamable HTTP
+// server's standalone GET stream open; otherwise it speaks the newest
+// revision mcp-go offers (2026-07-28). In 2026-07-28 a server can ask for
+// input only by returning an input_required result, so a tool written
+// against the session API (mcp-go's RequestSampling and RequestElicitation,
+// as in its conformance fixture) could not ask at all. On the session
+// revision such a request tied to a call arrives on that call's response
+// stream and is handled in its name; one sent on the standalone stream
+// (mcp-go sends sampling there) is relayed only while exactly one call is
+// in flight on that server. An input_required result, from a server that
+// speaks 2026-07-28 anyway, is answered through the same handlers and the
+// call retried by mcp-go's client.
 package upstream

@@ -11,8 +11,10 @@ import (
 
 // newHTTPTransport returns a Streamable HTTP transport to the server, with
 // the gateway's SVID when the server is configured with mtls and with the configured
-// headers on every request.
-func newHTTPTransport(s config.Server, opts *Options) (transport.Interface, error) {
+// headers on every request. With sessions, it keeps the standalone GET
+// stream open, on which a server of that revision sends list_changed
+// notifications.
+func newHTTPTransport(s config.Server, opts *Options, sessions bool) (transport.Interface, error) {
 	hc := &http.Client{}
 	if s.MTLS {
 		if opts.TLSConfig == nil {
@@ -27,9 +29,15 @@ func newHTTPTransport(s config.Server, opts *Options) (transport.Interface, erro
 	// NOTE: an HTTP server is only noticed down when a call fails at the
 	// transport level; there is no probe while it is idle, so its tools stay
 	// in the catalog until then.
-	tr, err := transport.NewStreamableHTTP(s.URL,
+	topts := []transport.StreamableHTTPCOption{
 		transport.WithHTTPBasicClient(hc),
-		transport.WithHTTPHeaders(s.Headers))
+		transport.WithHTTPHeaders(s.Headers),
+		transport.WithHTTPLogger(opts.Logger.With("server", s.Name)),
+	}
+	if sessions {
+		topts = append(topts, transport.WithContinuousListening())
+	}
+	tr, err := transport.NewStreamableHTTP(s.URL, topts...)
 	if err != nil {
 		return nil, fmt.Errorf("server %q: %w", s.Name, err)
 	}

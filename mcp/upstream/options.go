@@ -50,7 +50,10 @@ type Options struct {
 
 	// Sampling and Elicitation handle requests a server sends to the
 	// client side. ctx is the context of the tool call that caused the
-	// request. When nil, the capability is not declared.
+	// request. When nil, the capability is not declared. When either is
+	// set, the Set negotiates [SessionProtocol] with every server, so that
+	// a server can send these requests during a call; input_required
+	// results of 2026-07-28 are answered through the same handlers.
 	Sampling    func(ctx context.Context, server string, r mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
 	Elicitation func(ctx context.Context, server string, r mcp.ElicitationRequest) (*mcp.ElicitationResult, error)
 	// Roots handles roots/list. When nil, roots are not declared, so a
@@ -64,6 +67,12 @@ type Change struct {
 	// Kind is "tools", "prompts", "resources" or "server" (the server went
 	// down or came back, so every list may have changed).
 	Kind string
+}
+
+// sessionProtocol reports whether servers are spoken to in
+// [SessionProtocol] rather than the newest revision.
+func (o *Options) sessionProtocol() bool {
+	return o.Sampling != nil || o.Elicitation != nil
 }
 
 func (o *Options) withDefaults() {

@@ -70,7 +70,7 @@ func (c *conn) open(ctx context.Context) (*session, error) {
 	if len(c.cfg.Command) > 0 {
 		proc, tr, err = startProcess(c.cfg.Command, c.cfg.Env, c.set.opts.MaxLineBytes, c.log)
 	} else {
-		tr, err = newHTTPTransport(c.cfg, &c.set.opts)
+		tr, err = newHTTPTransport(c.cfg, &c.set.opts, c.set.opts.sessionProtocol())
 	}
 	if err != nil {
 		return nil, err
@@ -128,8 +128,20 @@ func (c *conn) listen(sessCtx context.Context, s *session) error {
 	return err
 }
 
+// SessionProtocol is the protocol version the Set negotiates when it relays
+// sampling or elicitation: the newest revision with sessions, in which a
+// server may send those requests while it handles a call. In 2026-07-28 a
+// server can only ask for them by returning an input_required result, and a
+// tool written against the session API (RequestSampling, RequestElicitation)
+// would fail; mcp-go servers that return input_required results are served
+// on this revision too, since mcp-go sends the session requests for them.
+const SessionProtocol = mcp.ProtocolVersion20251125
+
 func (c *conn) clientOptions() []client.ClientOption {
 	var opts []client.ClientOption
+	if c.set.opts.sessionProtocol() {
+		opts = append(opts, client.WithProtocolVersion(SessionProtocol))
+	}
 	if c.set.opts.Sampling != nil {
 		opts = append(opts, client.WithSamplingHandler(samplingRelay{c}))
 	}
