@@ -146,6 +146,10 @@ type crashEnv struct {
 // only after its decision record is committed. So after a SIGKILL under
 // concurrent load, every call the tool server received has an allow
 // record, the chain verifies, and the gateway restarts on the same state.
+//
+// NOTE: a killed process loses nothing already written to the kernel, so
+// this checks the order of commit and forward but not the fsync itself,
+// which only a power loss would show.
 func TestAuditSurvivesGatewayKill(t *testing.T) {
 	env := newCrashEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
