@@ -107,6 +107,47 @@ func (g *Gateway) filterPrompts(ctx context.Context, prompts []mcp.Prompt) []mcp
 	return out
 }
 
+// filterResources shows a run only the resources a grant covers, so that
+// it does not learn the URIs of resources it may not read. It runs on the
+// full list: the gateway's MCP server does not paginate, so no cursor names
+// a hidden resource.
+func (g *Gateway) filterResources(ctx context.Context, resources []mcp.Resource) []mcp.Resource {
+	p := principalFrom(ctx)
+	out := []mcp.Resource{}
+	if p.RunID == "" {
+		return out
+	}
+	for _, def := range resources {
+		server, uri := g.splitURI(def.URI)
+		if server != "" && g.opts.Authorizer.Visible(ctx, p.RunID, authz.Target{Kind: authz.KindResource, Server: server, Name: uri}) {
+			out = append(out, def)
+		}
+	}
+	return out
+}
+
+// filterTemplates shows a run only the resource templates whose template
+// text a grant covers: a URI prefix grant covers a template that starts
+// with the prefix. A template a grant could cover only for some expansions
+// stays hidden; reading through it is still decided URI by URI.
+func (g *Gateway) filterTemplates(ctx context.Context, templates []mcp.ResourceTemplate) []mcp.ResourceTemplate {
+	p := principalFrom(ctx)
+	out := []mcp.ResourceTemplate{}
+	if p.RunID == "" {
+		return out
+	}
+	for _, def := range templates {
+		if def.URITemplate == nil || def.URITemplate.Template == nil {
+			continue
+		}
+		server, tmpl := g.splitURI(def.URITemplate.Raw())
+		if server != "" && g.opts.Authorizer.Visible(ctx, p.RunID, authz.Target{Kind: authz.KindResource, Server: server, Name: tmpl}) {
+			out = append(out, def)
+		}
+	}
+	return out
+}
+
 func (g *Gateway) exposedName(server, name string) string {
 	if g.opts.Unprefixed != "" {
 		return name

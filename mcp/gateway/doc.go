@@ -21,8 +21,11 @@
 //     match the body.
 //  4. Authorization. tools/call, resources/read, resources/subscribe,
 //     prompts/get and completion/complete are decided by the Authorizer
-//     before anything is forwarded; tools/list and prompts/list show only
-//     what a grant covers. A call that needs approval waits, bounded by
+//     before anything is forwarded; tools/list, prompts/list,
+//     resources/list and resources/templates/list show only what a grant
+//     covers (a template when a grant covers its text, such as a URI
+//     prefix it starts with), so a run does not learn the names or URIs of
+//     entries it may not use. A call that needs approval waits, bounded by
 //     Options.ApprovalWait, and is then forwarded or refused naming the
 //     pending approval.
 //  5. Audit and trace. The decision record is committed by the Auditor

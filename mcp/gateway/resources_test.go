@@ -41,6 +41,20 @@ func TestResourcesPromptsAndCompletionsAreGated(t *testing.T) {
 	if h.upstream.callCount() != before {
 		t.Error("a refused resource, prompt or completion was forwarded")
 	}
+	list, err := c.ListResources(ctx, mcp.ListResourcesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Resources) != 1 || list.Resources[0].URI != "agentauth://fs/file:///granted/a.txt" {
+		t.Errorf("resources/list shows %v; want only the granted file", list.Resources)
+	}
+	other, err := h.client(t, runID(runB), "").ListResources(ctx, mcp.ListResourcesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(other.Resources) != 0 {
+		t.Errorf("resources/list shows %v to a run with no resource grant", other.Resources)
+	}
 	prompts, err := c.ListPrompts(ctx, mcp.ListPromptsRequest{})
 	if err != nil {
 		t.Fatal(err)
