@@ -40,9 +40,12 @@ const (
 
 // Crash test shape: in each of crashRounds rounds, workers call
 // concurrently until the tool server has recorded killAfter more calls,
-// then the gateway is killed with SIGKILL and started again.
+// then the gateway is killed with SIGKILL and started again. Even rounds
+// send SIGTERM first and SIGKILL drainDelay later, to kill the gateway
+// while it drains in-flight calls.
 const (
-	crashRounds    = 2
+	crashRounds    = 3
+	drainDelay     = 20 * time.Millisecond
 	crashWorkers   = 8
 	killAfter      = 400
 	recorderServer = "rec"
@@ -190,7 +193,15 @@ func (e *crashEnv) crash(ctx context.Context, t *testing.T, gw *gateway, run *ag
 		t.Fatalf("%v; load errors: %v\n%s", err, load.errs(), gw.logs())
 	}
 	load.markKilled()
-	gw.kill(t)
+	how := "SIGKILL"
+	if round%2 == 0 {
+		how = "SIGTERM, exited before SIGKILL,"
+		if gw.terminateThenKill(t, drainDelay) {
+			how = "SIGTERM then SIGKILL"
+		}
+	} else {
+		gw.kill(t)
+	}
 	e.killRecorders(t)
 	load.stop()
 	if errs := load.errsBeforeKill(); len(errs) > 0 {
@@ -205,9 +216,9 @@ func (e *crashEnv) crash(ctx context.Context, t *testing.T, gw *gateway, run *ag
 	}
 	e.verify(ctx, t)
 	decisions, results := checkRecords(ctx, t, e.stateDir, run.ID(), calls)
-	t.Logf("round %d: SIGKILL with %d calls received by the tool server in all (%d answered to the agent "+
+	t.Logf("round %d: %s with %d calls received by the tool server in all (%d answered to the agent "+
 		"this round); the audit log holds %d allow decisions and %d call results",
-		round, len(calls), len(load.succeeded()), decisions, results)
+		round, how, len(calls), len(load.succeeded()), decisions, results)
 }
 
 func newCrashEnv(t *testing.T) *crashEnv {
@@ -329,6 +340,23 @@ func (g *gateway) kill(t *testing.T) {
 		t.Errorf("kill gateway %d: %v", g.cmd.Process.Pid, err)
 	}
 	<-g.exited
+}
+
+// terminateThenKill sends SIGTERM, which starts the graceful shutdown, and
+// SIGKILL after delay unless the gateway has exited by then. It reports
+// whether it sent SIGKILL.
+func (g *gateway) terminateThenKill(t *testing.T, delay time.Duration) bool {
+	t.Helper()
+	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("signal gateway %d: %v", g.cmd.Process.Pid, err)
+	}
+	select {
+	case <-g.exited:
+		return false
+	case <-time.After(delay):
+		g.kill(t)
+		return true
+	}
 }
 
 // stop ends the gateway with SIGTERM, its graceful shutdown, and returns
