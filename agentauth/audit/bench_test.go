@@ -11,7 +11,11 @@ import (
 // BenchmarkAppendConcurrent measures durable appends from 64 goroutines,
 // each record committed with an fsync shared by its batch.
 func BenchmarkAppendConcurrent(b *testing.B) {
-	l := openTest(b)
+	b.Run("fsync", func(b *testing.B) { benchmarkAppendConcurrent(b, openTest(b)) })
+	b.Run("no-fsync", func(b *testing.B) { benchmarkAppendConcurrent(b, openTest(b, WithFsync(false))) })
+}
+
+func benchmarkAppendConcurrent(b *testing.B, l *Log) {
 	rec := decisionRecord(1)
 	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()

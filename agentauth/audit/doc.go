@@ -35,8 +35,13 @@
 // # Durability and group commit
 //
 // Append returns only after the transaction holding its record is
-// committed with synchronous=FULL, which fsyncs the WAL, so a record of
-// a forwarded call survives the process being killed. One writer
+// committed, so a record of a forwarded call survives the process being
+// killed. By default (Open without options) the commit runs with
+// synchronous=FULL, which also fsyncs the WAL, so the record survives a
+// power loss too. WithFsync(false), which the gateway's audit.sync:
+// normal selects, commits with synchronous=NORMAL: the WAL is written but
+// not fsynced, which still survives the process being killed, because
+// the operating system holds the write, and costs no disk flush per call. One writer
 // goroutine takes every record queued while the previous commit ran and
 // writes them in one transaction with one fsync, so throughput grows with
 // the number of concurrent callers. Callers encode their records in their

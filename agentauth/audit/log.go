@@ -90,7 +90,7 @@ func (l *Log) openFiles(ctx context.Context) error {
 		l.lock = lock
 	}
 
-	rdsn, err := dataSourceName(l.path, true)
+	rdsn, err := dataSourceName(l.path, true, false)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (l *Log) openFiles(ctx context.Context) error {
 }
 
 func (l *Log) openWriter(ctx context.Context) error {
-	wdsn, err := dataSourceName(l.path, false)
+	wdsn, err := dataSourceName(l.path, false, l.opts.fsync)
 	if err != nil {
 		return err
 	}

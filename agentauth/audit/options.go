@@ -23,6 +23,7 @@ type options struct {
 	pruneInterval   time.Duration
 	maxBatch        int
 	readOnly        bool
+	fsync           bool
 }
 
 func defaultOptions() options {
@@ -31,7 +32,18 @@ func defaultOptions() options {
 		meterProvider: noop.NewMeterProvider(),
 		pruneInterval: time.Hour,
 		maxBatch:      1024,
+		fsync:         true,
 	}
+}
+
+// WithFsync sets whether every commit is fsynced (SQLite's
+// synchronous=FULL, the default of Open) or only written to the
+// write-ahead file (synchronous=NORMAL). Without fsync a committed record
+// still survives the process being killed, because the operating system
+// holds the write; an operating-system crash or power loss can lose the
+// last commits, never corrupt the chain.
+func WithFsync(on bool) Option {
+	return func(o *options) { o.fsync = on }
 }
 
 // WithLogger sends the log's own messages (write failures, recovery,
@@ -83,6 +95,7 @@ func WithConfig(c config.Audit) Option {
 			WithRecordArguments(c.Redact...)(o)
 		}
 		WithRetention(c.Retention, 0)(o)
+		WithFsync(c.Sync != "normal")(o)
 	}
 }
 

@@ -55,10 +55,11 @@ const insertRecordSQL = `INSERT INTO records (seq, time_ns, kind, effect,
 
 const updateHeadSQL = `UPDATE chain SET head_seq = ?, head_hash = ? WHERE id = 1`
 
-// dataSourceName returns the modernc.org/sqlite DSN for the log file. The
-// writer commits with synchronous=FULL, so a commit returns only after
-// the WAL is fsynced; readers run with query_only.
-func dataSourceName(path string, readOnly bool) (string, error) {
+// dataSourceName returns the modernc.org/sqlite DSN for the log file. With
+// fsync the writer commits with synchronous=FULL, so a commit returns only
+// after the WAL is fsynced; without, with synchronous=NORMAL, after it is
+// written. Readers run with query_only.
+func dataSourceName(path string, readOnly, fsync bool) (string, error) {
 	if strings.ContainsAny(path, "?#") {
 		return "", fmt.Errorf("audit: path %q contains '?' or '#'; choose a state directory without them", path)
 	}
@@ -68,7 +69,11 @@ func dataSourceName(path string, readOnly bool) (string, error) {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(FULL)")
+		if fsync {
+			q.Add("_pragma", "synchronous(FULL)")
+		} else {
+			q.Add("_pragma", "synchronous(NORMAL)")
+		}
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + path + "?" + q.Encode(), nil
