@@ -113,6 +113,7 @@ type demo struct {
 	files     string
 	node      bool
 	bundlePEM []byte
+	sponsor   string // the local user, as issuer:subject
 }
 
 func (d *demo) say(format string, args ...any) {

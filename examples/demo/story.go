@@ -46,7 +46,8 @@ func (d *demo) story(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	a := &actor{d: d, name: "researcher", run: researcher, c: c}
+	d.sponsor = sponsorName(*who.Sponsor)
+	a := &actor{d: d, name: "researcher", run: researcher, c: c, behalf: d.sponsor}
 
 	if err := a.listTools(ctx); err != nil {
 		return err
@@ -140,7 +141,7 @@ func (d *demo) delegate(ctx context.Context, parent *actor) error {
 		return err
 	}
 	defer c.Close()
-	s := &actor{d: d, name: "summarizer", run: run, c: c}
+	s := &actor{d: d, name: "summarizer", run: run, c: c, behalf: "researcher for " + d.sponsor}
 	if err := s.listTools(ctx); err != nil {
 		return err
 	}
@@ -152,10 +153,11 @@ func (d *demo) delegate(ctx context.Context, parent *actor) error {
 
 // actor is one agent run making MCP calls through the gateway.
 type actor struct {
-	d    *demo
-	name string
-	run  *agentauth.Run
-	c    *client.Client
+	d      *demo
+	name   string
+	run    *agentauth.Run
+	c      *client.Client
+	behalf string // who the run acts for
 }
 
 func (a *actor) listTools(ctx context.Context) error {
@@ -167,8 +169,8 @@ func (a *actor) listTools(ctx context.Context) error {
 	for _, t := range res.Tools {
 		names = append(names, t.Name)
 	}
-	a.d.say("\n%s (%s) lists its tools and sees only the granted ones:\n  %s",
-		a.name, shortID(a.run.ID()), strings.Join(names, ", "))
+	a.d.say("\n%s (run %s, on behalf of %s) lists its tools and sees only the granted ones:\n  %s",
+		a.name, shortID(a.run.ID()), a.behalf, strings.Join(names, ", "))
 	return nil
 }
 
