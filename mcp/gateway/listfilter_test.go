@@ -180,6 +180,9 @@ func TestListsShowOnlyGrantedEntries(t *testing.T) {
 					t.Errorf("prompts/list = %+v, want only greet", prompts.Prompts)
 				}
 
+				if strings.Contains(seen.String(), `"cacheScope":"public"`) {
+					t.Errorf("a list filtered for one run is marked cacheable for all:\n%s", seen.String())
+				}
 				for _, w := range secretWords {
 					if strings.Contains(seen.String(), w) {
 						t.Errorf("the gateway's answers to the run name %q:\n%s", w, seen.String())
