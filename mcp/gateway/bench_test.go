@@ -88,7 +88,18 @@ func benchToolServer(b *testing.B) string {
 // benchStack is a tool server and a gateway in front of it with mTLS,
 // the real authorizer over a started run, the SQLite audit log (or an
 // in-memory one) and tracing on.
-func benchStack(b *testing.B, memAudit bool) (direct, through *client.Client) {
+// benchAudit selects the audit log of a benchmark: the SQLite log as the
+// gateway runs it by default (audit.sync normal), the same with an fsync
+// per group commit (audit.sync full), or an in-memory stand-in.
+type benchAudit int
+
+const (
+	auditSQLite benchAudit = iota
+	auditSQLiteFsync
+	auditMemory
+)
+
+func benchStack(b *testing.B, mode benchAudit) (direct, through *client.Client) {
 	toolURL := benchToolServer(b)
 	db, err := sql.Open("sqlite", filepath.Join(b.TempDir(), "pins.db"))
 	if err != nil {
@@ -100,7 +111,7 @@ func benchStack(b *testing.B, memAudit bool) (direct, through *client.Client) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = set.Close() })
-	log, err := audit.Open(filepath.Join(b.TempDir(), "audit.db"))
+	log, err := audit.Open(filepath.Join(b.TempDir(), "audit.db"), audit.WithFsync(mode == auditSQLiteFsync))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -111,7 +122,7 @@ func benchStack(b *testing.B, memAudit bool) (direct, through *client.Client) {
 	ca := newTestCA(b)
 	az, runSPIFFEID := benchRun(b)
 	var auditor Auditor = AuditLog(log)
-	if memAudit {
+	if mode == auditMemory {
 		auditor = &memAuditor{}
 	}
 	gw, err := New(Options{TrustDomain: td, Authorizer: az, Auditor: auditor,
@@ -167,12 +178,13 @@ func benchCall(b *testing.B, c *client.Client, name string) {
 // through the gateway, interleaved so both see the same machine load,
 // and reports the latency the gateway adds at p50 and p99.
 func BenchmarkGatewayOverhead(b *testing.B) {
-	b.Run("sqlite-audit", func(b *testing.B) { benchOverhead(b, false) })
-	b.Run("memory-audit", func(b *testing.B) { benchOverhead(b, true) })
+	b.Run("sqlite-audit", func(b *testing.B) { benchOverhead(b, auditSQLite) })
+	b.Run("sqlite-audit-fsync", func(b *testing.B) { benchOverhead(b, auditSQLiteFsync) })
+	b.Run("memory-audit", func(b *testing.B) { benchOverhead(b, auditMemory) })
 }
 
-func benchOverhead(b *testing.B, memAudit bool) {
-	direct, through := benchStack(b, memAudit)
+func benchOverhead(b *testing.B, mode benchAudit) {
+	direct, through := benchStack(b, mode)
 	for range 200 {
 		benchCall(b, direct, "echo")
 		benchCall(b, through, "bench__echo")
@@ -203,7 +215,7 @@ func benchOverhead(b *testing.B, memAudit bool) {
 // against the tool server directly and through the gateway, and reports
 // both rates and their ratio.
 func BenchmarkGatewayThroughput(b *testing.B) {
-	direct, through := benchStack(b, false)
+	direct, through := benchStack(b, auditSQLite)
 	const window = 2 * time.Second
 	rate := func(c *client.Client, name string) float64 {
 		var mu sync.Mutex
