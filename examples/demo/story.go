@@ -49,6 +49,7 @@ func (d *demo) story(ctx context.Context) error {
 	d.sponsor = sponsorName(*who.Sponsor)
 	a := &actor{d: d, name: "researcher", run: researcher, c: c, behalf: d.sponsor}
 
+	d.say("\n1. the researcher lists its tools")
 	if err := a.listTools(ctx); err != nil {
 		return err
 	}
