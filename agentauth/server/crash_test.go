@@ -320,6 +320,9 @@ func (e *crashEnv) start(t *testing.T) *gateway {
 	g.cmd.Env = cleanEnv()
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Wait returns this long after the gateway exits even when a process it
+	// left behind still holds its output pipe.
+	g.cmd.WaitDelay = 2 * time.Second
 	if err := g.cmd.Start(); err != nil {
 		t.Fatalf("start agentauth serve: %v", err)
 	}
