@@ -108,6 +108,7 @@ func (f *controlFixture) cli(t *testing.T, args ...string) (string, string, erro
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
+	root.SetIn(strings.NewReader(""))
 	root.SetArgs(append([]string{"--state-dir", f.stateDir}, args...))
 	err := root.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
@@ -118,6 +119,14 @@ func (f *controlFixture) cli(t *testing.T, args ...string) (string, string, erro
 func TestMain(m *testing.M) {
 	if os.Getenv("AGENTAUTH_TEST_AGENT") == "1" {
 		os.Exit(actAsAgent())
+	}
+	if os.Getenv("AGENTAUTH_TEST_MAIN") == "1" {
+		// Act as the agentauth binary itself.
+		if err := newRootCommand().Execute(); err != nil {
+			fmt.Fprintln(os.Stderr, "agentauth:", err)
+			os.Exit(exitCode(err))
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
