@@ -149,13 +149,20 @@ type crashEnv struct {
 // only after its decision record is committed. So after a SIGKILL under
 // concurrent load, every call the tool server received has an allow
 // record, the chain verifies, and the gateway restarts on the same state.
+// It runs with each audit.sync mode, since both promise this.
 //
 // NOTE: a killed process loses nothing already written to the kernel, so
 // this checks the order of commit and forward but not the fsync itself,
 // which only a power loss would show.
 func TestAuditSurvivesGatewayKill(t *testing.T) {
-	env := newCrashEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	bin := buildAgentauth(t)
+	for _, sync := range []string{"normal", "full"} {
+		t.Run("sync="+sync, func(t *testing.T) { testGatewayKill(t, newCrashEnv(t, bin, sync)) })
+	}
+}
+
+func testGatewayKill(t *testing.T, env *crashEnv) {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 
 	var run *agentauth.Run
@@ -221,7 +228,9 @@ func (e *crashEnv) crash(ctx context.Context, t *testing.T, gw *gateway, run *ag
 		round, how, len(calls), len(load.succeeded()), decisions, results)
 }
 
-func newCrashEnv(t *testing.T) *crashEnv {
+// newCrashEnv writes the configuration of a gateway run by bin with the
+// audit.sync mode sync.
+func newCrashEnv(t *testing.T, bin, sync string) *crashEnv {
 	t.Helper()
 	// A Unix socket path is limited to 108 bytes on Linux, and a path
 	// under t.TempDir can be longer than that.
@@ -230,11 +239,10 @@ func newCrashEnv(t *testing.T) *crashEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	e := &crashEnv{dir: dir, config: filepath.Join(dir, "agentauth.yaml"),
+	e := &crashEnv{bin: bin, dir: dir, config: filepath.Join(dir, "agentauth.yaml"),
 		stateDir: filepath.Join(dir, "state"), socket: filepath.Join(dir, "ctl.sock"),
 		callsFile: filepath.Join(dir, "calls.jsonl"), pidsFile: filepath.Join(dir, "recorder.pids"),
 		mcpAddr: freeAddr(t), controlAddr: freeAddr(t), adminAddr: freeAddr(t)}
-	e.bin = buildAgentauth(t, dir)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -253,6 +261,7 @@ listen:
   control_socket: %q
 audit:
   record_arguments: true
+  sync: %s
 servers:
   - name: %s
     command: [%q]
@@ -260,7 +269,7 @@ servers:
       %s: "1"
       %s: %q
       %s: %q
-`, e.stateDir, policy, e.mcpAddr, e.controlAddr, e.adminAddr, e.socket, recorderServer, self,
+`, e.stateDir, policy, e.mcpAddr, e.controlAddr, e.adminAddr, e.socket, sync, recorderServer, self,
 		recorderEnv, recorderCallsEnv, e.callsFile, recorderPidsEnv, e.pidsFile)
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -269,10 +278,11 @@ servers:
 	return e
 }
 
-// buildAgentauth builds the command into dir and returns its path.
-func buildAgentauth(t *testing.T, dir string) string {
+// buildAgentauth builds the command into a temporary folder and returns
+// its path.
+func buildAgentauth(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(dir, "agentauth")
+	bin := filepath.Join(t.TempDir(), "agentauth")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/agentauth")
 	cmd.Dir = testenv.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
