@@ -65,8 +65,8 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, c caller, approv
 // API and the approvals page share it.
 func (s *Server) recordDecision(r *http.Request, by api.Sponsor, id string, approve bool,
 	comment string) (api.Approval, *api.Error) {
-	if len(comment) > maxCommentBytes {
-		return api.Approval{}, errInvalid(fmt.Sprintf("comment is over %d bytes; shorten it", maxCommentBytes))
+	if aerr := checkText("comment", comment, maxCommentBytes); aerr != nil {
+		return api.Approval{}, aerr
 	}
 	var a api.Approval
 	var err error
@@ -88,8 +88,12 @@ func (s *Server) handleBreakGlass(w http.ResponseWriter, r *http.Request, c call
 		writeError(w, aerr)
 		return
 	}
-	if len(req.Reason) < 10 || len(req.Reason) > 1024 {
+	if len(req.Reason) < 10 || len(req.Reason) > maxTextBytes {
 		writeError(w, errInvalid("reason must be 10 to 1024 bytes; say why emergency access is needed"))
+		return
+	}
+	if aerr := checkText("reason", req.Reason, maxTextBytes); aerr != nil {
+		writeError(w, aerr)
 		return
 	}
 	rr, der, aerr := runRequest(req.Agent, []string{req.Grant}, req.Reason, req.TTL, req.CSR)
@@ -123,6 +127,10 @@ func (s *Server) handleDeactivateSponsor(w http.ResponseWriter, r *http.Request,
 	}
 	if req.Issuer == "" || req.Subject == "" {
 		writeError(w, errInvalid("issuer and subject are required; name the sponsor to deactivate"))
+		return
+	}
+	if aerr := checkText("reason", req.Reason, maxTextBytes); aerr != nil {
+		writeError(w, aerr)
 		return
 	}
 	err := s.deps.Runs.DeactivateSponsor(r.Context(), req.Issuer, req.Subject, *c.sponsor, req.Reason)

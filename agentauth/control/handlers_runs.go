@@ -13,6 +13,9 @@ import (
 // further.
 const maxRunTTL = 24 * time.Hour
 
+// maxTextBytes bounds a purpose or a reason.
+const maxTextBytes = 1024
+
 func parseTTL(s string) (time.Duration, *api.Error) {
 	if s == "" {
 		return 0, nil
@@ -33,8 +36,8 @@ func runRequest(agent string, grants []string, purpose, ttl, csr string) (RunReq
 	if len(grants) == 0 {
 		return RunRequest{}, nil, errInvalid("grants is empty; name at least one grant")
 	}
-	if len(purpose) > 1024 {
-		return RunRequest{}, nil, errInvalid("purpose is over 1024 bytes; shorten it")
+	if aerr := checkText("purpose", purpose, maxTextBytes); aerr != nil {
+		return RunRequest{}, nil, aerr
 	}
 	d, aerr := parseTTL(ttl)
 	if aerr != nil {
@@ -171,6 +174,10 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, c caller) 
 	id := r.PathValue("id")
 	var req api.RevokeRequest
 	if aerr := decode(w, r, &req); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if aerr := checkText("reason", req.Reason, maxTextBytes); aerr != nil {
 		writeError(w, aerr)
 		return
 	}

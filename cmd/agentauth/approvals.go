@@ -88,8 +88,8 @@ func printApprovals(w io.Writer, list []api.Approval) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tTOOL\tRUN\tSPONSOR\tAPPROVER\tEXPIRES")
 	for _, a := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\n", a.ID, a.Status, a.Server, a.Tool, a.RunID,
-			a.Sponsor.String(), a.Approver, a.ExpiresAt.Local().Format("15:04:05"))
+		row(tw, a.ID, a.Status, a.Server+"/"+a.Tool, a.RunID, a.Sponsor.String(), a.Approver,
+			a.ExpiresAt.Local().Format("15:04:05"))
 	}
 	tw.Flush()
 }
@@ -121,8 +121,8 @@ func newApprovalDecideCommand(opts *globalOptions, approve bool) *cobra.Command 
 			if opts.json {
 				return printJSON(cmd.OutOrStdout(), a)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "approval %s is %s (%s/%s on run %s)\n", a.ID, a.Status,
-				a.Server, a.Tool, a.RunID)
+			fmt.Fprintln(cmd.OutOrStdout(), printable(fmt.Sprintf("approval %s is %s (%s/%s on run %s)", a.ID,
+				a.Status, a.Server, a.Tool, a.RunID)))
 			return nil
 		},
 	}

@@ -123,7 +123,7 @@ func printVerifyReport(w io.Writer, asJSON bool, source string, rep audit.Report
 		return
 	}
 	for _, p := range rep.Problems {
-		fmt.Fprintln(w, p)
+		fmt.Fprintln(w, printable(fmt.Sprint(p)))
 	}
 	if rep.Truncated {
 		fmt.Fprintln(w, "(more problems not listed)")
@@ -302,7 +302,7 @@ func (p *recordPrinter) print(recs []audit.Record) error {
 		p.header = true
 	}
 	for _, r := range recs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq,
+		row(tw, r.Seq,
 			r.Time.UTC().Format("2006-01-02T15:04:05.000Z"), r.Kind, dash(string(r.Effect)),
 			dash(string(r.Reason)), dash(r.SponsorSubject), dash(r.RunID), dash(target(r)),
 			dash(string(r.Outcome)))

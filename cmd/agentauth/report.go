@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -67,9 +68,9 @@ func printBreakGlass(cmd *cobra.Command, asJSON bool, list []runs.Run) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STARTED\tHUMAN\tGRANT\tAGENT\tSTATUS\tEXPIRY\tRUN\tREASON")
 	for _, r := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%q\n", r.Created.Format(time.RFC3339),
+		row(tw, r.Created.Format(time.RFC3339),
 			r.Sponsor.Name(), firstGrant(r), r.Agent, r.Status, r.Expiry.Format(time.RFC3339), r.ID,
-			r.BreakGlassReason)
+			strconv.Quote(r.BreakGlassReason))
 	}
 	return tw.Flush()
 }

@@ -229,20 +229,20 @@ func forwardSignals(p *os.Process) (stop func()) {
 
 func printRun(w io.Writer, r api.Run) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "Run:\t%s\n", r.ID)
-	fmt.Fprintf(tw, "SPIFFE ID:\t%s\n", r.SPIFFEID)
-	fmt.Fprintf(tw, "Agent:\t%s\n", r.Agent)
+	row(tw, "Run:", r.ID)
+	row(tw, "SPIFFE ID:", r.SPIFFEID)
+	row(tw, "Agent:", r.Agent)
 	if r.ParentID != "" {
-		fmt.Fprintf(tw, "Parent:\t%s\n", r.ParentID)
+		row(tw, "Parent:", r.ParentID)
 	}
-	fmt.Fprintf(tw, "Sponsor:\t%s\n", r.Sponsor.String())
-	fmt.Fprintf(tw, "Grants:\t%s\n", strings.Join(r.Grants, ", "))
+	row(tw, "Sponsor:", r.Sponsor.String())
+	row(tw, "Grants:", strings.Join(r.Grants, ", "))
 	if r.Purpose != "" {
-		fmt.Fprintf(tw, "Purpose:\t%s\n", r.Purpose)
+		row(tw, "Purpose:", r.Purpose)
 	}
-	fmt.Fprintf(tw, "Status:\t%s\n", r.Status)
-	fmt.Fprintf(tw, "Created:\t%s\n", r.CreatedAt.Local().Format(time.RFC3339))
-	fmt.Fprintf(tw, "Expires:\t%s\n", r.ExpiresAt.Local().Format(time.RFC3339))
+	row(tw, "Status:", r.Status)
+	row(tw, "Created:", r.CreatedAt.Local().Format(time.RFC3339))
+	row(tw, "Expires:", r.ExpiresAt.Local().Format(time.RFC3339))
 	tw.Flush()
 }
 
@@ -295,8 +295,8 @@ func printRunTable(w io.Writer, list []api.Run) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tAGENT\tSTATUS\tSPONSOR\tEXPIRES\tPURPOSE")
 	for _, r := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Agent, r.Status, r.Sponsor.String(),
-			r.ExpiresAt.Local().Format("2006-01-02 15:04"), r.Purpose)
+		row(tw, r.ID, r.Agent, r.Status, r.Sponsor.String(), r.ExpiresAt.Local().Format("2006-01-02 15:04"),
+			r.Purpose)
 	}
 	tw.Flush()
 }
@@ -326,9 +326,9 @@ func newRunShowCommand(opts *globalOptions) *cobra.Command {
 			w := cmd.OutOrStdout()
 			printRun(w, r)
 			fmt.Fprintln(w, "\nDelegation chain:")
-			fmt.Fprintf(w, "  sponsor %s\n", r.Sponsor.String())
+			fmt.Fprintf(w, "  sponsor %s\n", printable(r.Sponsor.String()))
 			for i, h := range r.Chain {
-				fmt.Fprintf(w, "  %s└ %s\n", strings.Repeat("  ", i), h.SPIFFEID)
+				fmt.Fprintf(w, "  %s└ %s\n", strings.Repeat("  ", i), printable(h.SPIFFEID))
 			}
 			printTimeline(w, timeline, terr)
 			return nil
@@ -367,8 +367,7 @@ func printTimeline(w io.Writer, recs []audit.Record, err error) {
 		if r.Tool != "" {
 			what += " " + r.Server + "/" + r.Tool
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format("15:04:05.000"), r.RunID,
-			what, r.Effect, r.Reason)
+		row(tw, "  "+r.Time.Local().Format("15:04:05.000"), r.RunID, what, r.Effect, r.Reason)
 	}
 	tw.Flush()
 }
@@ -392,7 +391,7 @@ func newRunRevokeCommand(opts *globalOptions) *cobra.Command {
 			if opts.json {
 				return printJSON(cmd.OutOrStdout(), r)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "run %s is %s\n", r.ID, r.Status)
+			fmt.Fprintf(cmd.OutOrStdout(), "run %s is %s\n", printable(r.ID), printable(r.Status))
 			return nil
 		},
 	}

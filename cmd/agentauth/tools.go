@@ -90,7 +90,7 @@ func acceptPins(ctx context.Context, w io.Writer, pins *upstream.Pins, all bool,
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "accepted the current definition of %s on server %s\n", args[1], args[0])
+	fmt.Fprintf(w, "accepted the current definition of %s on server %s\n", printable(args[1]), printable(args[0]))
 	return nil
 }
 
@@ -126,7 +126,7 @@ func printPins(w io.Writer, pins []upstream.Pin) error {
 		if p.Status == upstream.StatusChanged {
 			note = "server now lists " + p.SeenDigest
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Server, p.Tool, p.Status, p.Digest, note)
+		row(tw, p.Server, p.Tool, p.Status, p.Digest, note)
 	}
 	return tw.Flush()
 }
