@@ -23,5 +23,6 @@ func (r *Run) Delegate(ctx context.Context, req api.DelegateRequest) (Child, err
 	}
 	e := r.Enrollment()
 	e.BootstrapToken, e.RunID, e.SPIFFEID = resp.BootstrapToken, resp.Run.ID, resp.Run.SPIFFEID
+	e.ExpiresAt = resp.Run.ExpiresAt
 	return Child{Run: resp.Run, Enrollment: e}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // The environment variables that hand a run to an agent process.
@@ -15,6 +16,10 @@ const (
 	EnvRunID          = "AGENTAUTH_RUN_ID"
 	EnvSPIFFEID       = "AGENTAUTH_SPIFFE_ID"
 	EnvTrustBundle    = "AGENTAUTH_TRUST_BUNDLE"
+	// EnvRunExpires holds the run's expiry in RFC 3339 form. It is
+	// optional; with it the SDK stops renewing once the SVID lasts until
+	// the run ends.
+	EnvRunExpires = "AGENTAUTH_RUN_EXPIRES"
 )
 
 // Enrollment is the set of values an agent process needs to join its run.
@@ -26,6 +31,8 @@ type Enrollment struct {
 	SPIFFEID       string
 	// TrustBundle is the path of a PEM file with the trust domain's roots.
 	TrustBundle string
+	// ExpiresAt is when the run ends; zero when unknown.
+	ExpiresAt time.Time
 }
 
 // EnrollmentFromEnv reads the enrollment from the environment. It returns
@@ -38,6 +45,13 @@ func EnrollmentFromEnv() (Enrollment, error) {
 		RunID:          os.Getenv(EnvRunID),
 		SPIFFEID:       os.Getenv(EnvSPIFFEID),
 		TrustBundle:    os.Getenv(EnvTrustBundle),
+	}
+	if v := os.Getenv(EnvRunExpires); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return e, fmt.Errorf("agentauth: %s=%q is not an RFC 3339 time; unset it or fix it", EnvRunExpires, truncate([]byte(v)))
+		}
+		e.ExpiresAt = t
 	}
 	return e, e.check()
 }
@@ -65,12 +79,19 @@ func (e Enrollment) Environ() []string {
 	var out []string
 	for _, kv := range [][2]string{{EnvGateway, e.Gateway}, {EnvControl, e.Control},
 		{EnvBootstrapToken, e.BootstrapToken}, {EnvRunID, e.RunID}, {EnvSPIFFEID, e.SPIFFEID},
-		{EnvTrustBundle, e.TrustBundle}} {
+		{EnvTrustBundle, e.TrustBundle}, {EnvRunExpires, formatTime(e.ExpiresAt)}} {
 		if kv[1] != "" {
 			out = append(out, kv[0]+"="+kv[1])
 		}
 	}
 	return out
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 func sortStrings(s []string) []string {

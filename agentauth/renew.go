@@ -2,36 +2,152 @@ package agentauth
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
+
+	"github.com/agentauth/agentauth/agentauth/control/api"
 )
 
-// renewLoop renews the SVID once half of its lifetime has passed, and
-// retries a failed renewal with backoff until the SVID expires.
+// ErrRunExpired is the reason renewal stopped when the run (or its last
+// SVID) reached its expiry.
+var ErrRunExpired = errors.New("agentauth: the run has expired; start a new run")
+
+// ErrRunClosed is the reason renewal stopped when Close was called.
+var ErrRunClosed = errors.New("agentauth: the run was closed")
+
+// Renewal retry bounds: a failed renewal is retried after retryMin,
+// doubling up to retryMax, and never after the SVID has expired.
+const (
+	retryMin = time.Second
+	retryMax = 30 * time.Second
+)
+
+// renewLoop renews the SVID once half of its lifetime has passed. It
+// stops renewing once the SVID lasts until the run's expiry, and ends
+// when the run expires, the gateway refuses a renewal, or ctx ends.
 func (r *Run) renewLoop(ctx context.Context) {
 	defer close(r.done)
-	for {
-		wait := r.renewIn(time.Now())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
+	r.end(r.renew(ctx))
+}
+
+// renew runs the renewal schedule and returns why it ended.
+func (r *Run) renew(ctx context.Context) error {
+	for !r.lastSVID() {
+		if !sleep(ctx, r.renewIn(time.Now())) {
+			return ErrRunClosed
 		}
-		if err := r.Renew(ctx); err != nil {
-			r.log.Warn("agentauth: SVID renewal failed; retrying", "run", r.ID(), "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(retryDelay(r, time.Now())):
-			}
-			continue
+		if err := r.renewWithRetry(ctx); err != nil {
+			return err
 		}
-		r.log.Info("agentauth: SVID renewed", "run", r.ID(), "expires", r.notAfter())
 	}
+	// The SVID lasts as long as the run: wait for the end.
+	if !sleep(ctx, time.Until(r.notAfter())) {
+		return ErrRunClosed
+	}
+	return ErrRunExpired
+}
+
+// renewWithRetry renews once, retrying transient failures with bounded
+// exponential backoff while the current SVID is still valid.
+func (r *Run) renewWithRetry(ctx context.Context) error {
+	before := r.notAfter()
+	for delay := retryMin; ; delay = min(delay*2, retryMax) {
+		err := r.Renew(ctx)
+		if err == nil {
+			r.noteRenewal(before)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ErrRunClosed
+		}
+		if refused(err) {
+			return fmt.Errorf("agentauth: the gateway refused to renew run %s: %w", r.ID(), err)
+		}
+		left := time.Until(r.notAfter())
+		if left <= 0 {
+			return fmt.Errorf("%w (last renewal error: %v)", ErrRunExpired, err)
+		}
+		wait := min(delay, left)
+		r.log.Warn("agentauth: SVID renewal failed; retrying", "run", r.ID(), "retry_in", wait, "err", err)
+		if !sleep(ctx, wait) {
+			return ErrRunClosed
+		}
+	}
+}
+
+// noteRenewal logs a renewal and learns the run's expiry when the gateway
+// could not extend the SVID past the previous one: SVIDs are capped at
+// the run's expiry, so an SVID that ends no later than the one before
+// ends with the run.
+func (r *Run) noteRenewal(before time.Time) {
+	after := r.notAfter()
+	r.log.Info("agentauth: SVID renewed", "run", r.ID(), "expires", after)
+	if !after.After(before) {
+		r.mu.Lock()
+		if r.expires.IsZero() || after.Before(r.expires) {
+			r.expires = after
+		}
+		r.mu.Unlock()
+	}
+}
+
+// refused reports whether the gateway rejected the renewal for good: the
+// run is revoked, expired or unknown, or the SVID is no longer accepted.
+func refused(err error) bool {
+	return IsCode(err, api.CodeForbidden) || IsCode(err, api.CodeUnauthenticated) ||
+		IsCode(err, api.CodeNotFound)
+}
+
+// end records why renewal stopped and logs it once.
+func (r *Run) end(err error) {
+	r.mu.Lock()
+	r.err = err
+	r.mu.Unlock()
+	if !errors.Is(err, ErrRunClosed) {
+		r.log.Warn("agentauth: the run's SVID will not be renewed again", "run", r.ID(), "err", err)
+	}
+}
+
+// sleep waits d or until ctx ends, reporting whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Done returns a channel that is closed when the run stops renewing its
+// SVID: the run expired, the gateway refused a renewal (the run was
+// revoked), or Close was called. Err then says which.
+func (r *Run) Done() <-chan struct{} { return r.done }
+
+// Err returns nil while the run keeps its SVID fresh; after Done is
+// closed it returns ErrRunExpired, ErrRunClosed or the gateway's refusal
+// (an *APIError, found with errors.As).
+func (r *Run) Err() error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.err
 }
 
 func (r *Run) notAfter() time.Time {
 	s, _ := r.GetX509SVID()
 	return s.Certificates[0].NotAfter
+}
+
+// lastSVID reports whether the current SVID already lasts until the
+// run's expiry, so renewing would not extend it. Certificate times have
+// whole seconds, so an SVID capped at the run's expiry may end up to a
+// second before it.
+func (r *Run) lastSVID() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return !r.expires.IsZero() && !r.svid.Certificates[0].NotAfter.Before(r.expires.Add(-time.Second))
 }
 
 // renewIn returns how long to wait before renewing: half the time the
@@ -43,11 +159,6 @@ func (r *Run) renewIn(now time.Time) time.Duration {
 	r.mu.RUnlock()
 	at := got.Add(leaf.NotAfter.Sub(got) / 2)
 	return max(at.Sub(now), 0)
-}
-
-func retryDelay(r *Run, now time.Time) time.Duration {
-	left := r.notAfter().Sub(now)
-	return min(max(left/10, time.Second), 30*time.Second)
 }
 
 // Renew replaces the run's key and SVID now: a new key in memory, a CSR

@@ -37,6 +37,8 @@ type Run struct {
 	mu      sync.RWMutex
 	svid    *x509svid.SVID
 	gotAt   time.Time // when svid arrived; its NotBefore may be backdated
+	expires time.Time // the run's expiry; zero until known
+	err     error     // why renewal stopped; nil while it runs
 	bundle  *x509bundle.Bundle
 	renewed chan struct{}
 
@@ -102,7 +104,7 @@ func JoinEnrollment(ctx context.Context, e Enrollment, opts ...Option) (*Run, er
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func newRun(e Enrollment, td spiffeid.TrustDomain, b *x509bundle.Bundle, o joinOptions) *Run {
-	r := &Run{enroll: e, td: td, log: o.log, bundle: b,
+	r := &Run{enroll: e, td: td, log: o.log, bundle: b, expires: e.ExpiresAt,
 		renewed: make(chan struct{}, 1), done: make(chan struct{})}
 	r.gateway, _ = spiffeid.FromSegments(td, "agentauth", "gateway")
 	return r
@@ -259,7 +261,8 @@ func (r *Run) Enrollment() Enrollment {
 	return e
 }
 
-// Close stops renewal. The SVID stays valid until it expires.
+// Close stops renewal; Err then returns ErrRunClosed unless renewal had
+// already ended. The SVID stays valid until it expires.
 func (r *Run) Close() error {
 	if r.cancel != nil {
 		r.cancel()

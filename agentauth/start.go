@@ -48,6 +48,7 @@ func StartRun(ctx context.Context, ctl *Control, req api.StartRunRequest, e Enro
 		opt(&o)
 	}
 	e.BootstrapToken, e.RunID, e.SPIFFEID = "", resp.Run.ID, resp.Run.SPIFFEID
+	e.ExpiresAt = resp.Run.ExpiresAt
 	r := newRun(e, id.TrustDomain(), x509bundle.FromX509Authorities(id.TrustDomain(), roots), o)
 	if err := r.install(key, *resp.SVID); err != nil {
 		return nil, err
