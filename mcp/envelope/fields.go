@@ -145,9 +145,9 @@ func (m *Message) paramMember(mb member) (bool, error) {
 	case mb.name == "name" && (m.Method == "tools/call" || m.Method == "prompts/get"):
 		m.Name, err = stringValue(mb.value, "params.name")
 	case mb.name == "arguments" && m.Method == "tools/call":
-		m.Arguments, err = objectValue(mb.value, "params.arguments")
+		m.Arguments, err = arguments(mb.value, objectValue)
 	case mb.name == "arguments" && m.Method == "prompts/get":
-		m.Arguments, err = stringMap(mb.value, "params.arguments")
+		m.Arguments, err = arguments(mb.value, stringMap)
 	case mb.name == "uri" && isResourceMethod(m.Method):
 		m.URI, err = stringValue(mb.value, "params.uri")
 	case mb.name == "ref" && m.Method == "completion/complete":
@@ -158,6 +158,20 @@ func (m *Message) paramMember(mb member) (bool, error) {
 		return false, nil
 	}
 	return true, err
+}
+
+// arguments checks params.arguments with check, then rejects any object
+// in it holding two names that differ only in case.
+func arguments(v json.RawMessage, check func(json.RawMessage, string) (json.RawMessage, error)) (json.RawMessage, error) {
+	const where = "params.arguments"
+	v, err := check(v, where)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFoldedNames(v, where); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 func isResourceMethod(method string) bool {

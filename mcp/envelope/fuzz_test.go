@@ -1,7 +1,9 @@
 package envelope
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -11,6 +13,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"jsonrpc":"2.0","id":"x","method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"v"}}}`))
 	f.Add([]byte(`[{"jsonrpc":"2.0"}]`))
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"result":{"a":[1,{"b":2}]}}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"o":[{"k":1,"\u212a":2}]}}}`))
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := Decode(body, Limits{MaxBytes: 1 << 16, MaxDepth: 32})
@@ -46,6 +49,9 @@ func FuzzDecode(f *testing.F) {
 		if m.Arguments != nil && string(loose.Params.Arguments) != string(m.Arguments) {
 			t.Fatalf("encoding/json reads arguments %s, Decode %s", loose.Params.Arguments, m.Arguments)
 		}
+		if a, b, ok := caseVariantPair(m.Arguments); ok {
+			t.Fatalf("accepted arguments holding names %q and %q, which fold together", a, b)
+		}
 		out, err := m.Encode()
 		if err != nil {
 			t.Fatalf("Encode of an accepted body: %v", err)
@@ -58,6 +64,53 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Encode changed fields: %s", out)
 		}
 	})
+}
+
+// caseVariantPair finds, by a walk independent of the decoder's, two
+// names of one object in raw that strings.EqualFold reports equal.
+func caseVariantPair(raw json.RawMessage) (string, string, bool) {
+	if len(raw) == 0 {
+		return "", "", false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	type frame struct {
+		object bool
+		names  []string
+		atName bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", "", false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if s, ok := tok.(string); ok && top != nil && top.object && top.atName {
+			for _, n := range top.names {
+				if strings.EqualFold(n, s) {
+					return n, s, true
+				}
+			}
+			top.names, top.atName = append(top.names, s), false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, &frame{object: tok == json.Delim('{'), atName: true})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return "", "", false
+			}
+		}
+		if top := stack[len(stack)-1]; top.object {
+			top.atName = true
+		}
+	}
 }
 
 func BenchmarkDecodeToolsCall(b *testing.B) {
