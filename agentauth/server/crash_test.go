@@ -200,11 +200,11 @@ func (e *crashEnv) crash(ctx context.Context, t *testing.T, gw *gateway, run *ag
 		t.Fatalf("%v; load errors: %v\n%s", err, load.errs(), gw.logs())
 	}
 	load.markKilled()
-	how := "SIGKILL"
+	signals := "SIGKILL"
 	if round%2 == 0 {
-		how = "SIGTERM, exited before SIGKILL,"
+		signals = "SIGTERM, exited before SIGKILL,"
 		if gw.terminateThenKill(t, drainDelay) {
-			how = "SIGTERM then SIGKILL"
+			signals = "SIGTERM then SIGKILL"
 		}
 	} else {
 		gw.kill(t)
@@ -225,7 +225,7 @@ func (e *crashEnv) crash(ctx context.Context, t *testing.T, gw *gateway, run *ag
 	decisions, results := checkRecords(ctx, t, e.stateDir, run.ID(), calls)
 	t.Logf("round %d: %s with %d calls received by the tool server in all (%d answered to the agent "+
 		"this round); the audit log holds %d allow decisions and %d call results",
-		round, how, len(calls), len(load.succeeded()), decisions, results)
+		round, signals, len(calls), len(load.succeeded()), decisions, results)
 }
 
 // newCrashEnv writes the configuration of a gateway run by bin with the
