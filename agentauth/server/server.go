@@ -261,7 +261,7 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 		Upstream:     set,
 		Tokens:       tokens,
 		JWT:          gateway.JWTSVIDs(g.Authority),
-		Approvals:    g.Runs,
+		Approvals:    shutdownApprovals{next: g.Runs, shutdown: ctx},
 		ApprovalWait: cfg.ApprovalWait,
 		ApprovalURL:  func(id string) string { return "https://" + g.ControlAddr + "/approvals#" + id },
 		Tracer:       traces.Tracer(),
@@ -317,8 +317,10 @@ func (g *Gateway) bind() error {
 // listen starts serving on every listener.
 func (g *Gateway) listen(ctx context.Context) error {
 	cfg := g.cfg
+	mcpLn := &connCounter{Listener: g.mcpLn}
 	g.serve(func() error {
-		return g.MCP.Serve(ctx, g.mcpLn, gateway.AllowBearer(spiffe.ServerTLSConfig(g.Authority)), DrainTimeout)
+		err := g.MCP.Serve(ctx, mcpLn, gateway.AllowBearer(spiffe.ServerTLSConfig(g.Authority)), DrainTimeout)
+		return g.drained(err, mcpLn)
 	})
 	g.serve(func() error { return g.Control.ServeTLS(ctx, g.controlLn) })
 
