@@ -35,10 +35,11 @@ func checkFoldedNames(v json.RawMessage, where string) error {
 	defer putDecoder(pd)
 	dec := pd.dec
 	var (
-		frames []foldFrame
-		names  []foldSpan
-		arena  []byte
+		frameBuf [8]foldFrame
+		nameBuf  [16]foldSpan
+		arenaBuf [256]byte
 	)
+	frames, names, arena := frameBuf[:0], nameBuf[:0], arenaBuf[:0]
 	for {
 		if dec.PeekKind() == '"' && isNamePosition(dec) {
 			raw, err := dec.ReadValue()
