@@ -9,13 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -198,12 +202,85 @@ func (c *Config) finish() {
 	}
 }
 
-// Validate checks values that the types cannot.
+// Validate checks values that the types cannot and returns every problem
+// it finds, joined.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.TrustDomain == "" {
-		errs = append(errs, errors.New("trust_domain is empty; set it to a DNS-like name such as example.org"))
+	errs = append(errs, c.validateTrustDomain()...)
+	errs = append(errs, c.validateLog()...)
+	errs = append(errs, c.validateListen()...)
+	errs = append(errs, c.validateCA()...)
+	if c.Audit.Sync != "normal" && c.Audit.Sync != "full" {
+		errs = append(errs, fmt.Errorf("audit.sync is %q; use normal or full", c.Audit.Sync))
 	}
+	if c.Audit.Retention < 0 {
+		errs = append(errs, fmt.Errorf("audit.retention is %v; use 0 (keep forever) or a positive duration", c.Audit.Retention))
+	}
+	if c.ApprovalWait < 0 {
+		errs = append(errs, fmt.Errorf("approval_wait is %v; use 0 or a positive duration", c.ApprovalWait))
+	}
+	if c.Policy != "" {
+		if _, err := os.Stat(c.Policy); err != nil {
+			errs = append(errs, fmt.Errorf("policy %s does not exist or is unreadable: %w; fix the path or unset policy", c.Policy, err))
+		}
+	}
+	errs = append(errs, c.validateServers()...)
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateTrustDomain() []error {
+	if c.TrustDomain == "" {
+		return []error{errors.New("trust_domain is empty; set it to a DNS-like name such as example.org")}
+	}
+	if _, err := spiffeid.TrustDomainFromString(c.TrustDomain); err != nil {
+		return []error{fmt.Errorf("trust_domain %q is invalid: %w; use lower-case letters, digits, '.', '-' and '_'", c.TrustDomain, err)}
+	}
+	return nil
+}
+
+func (c *Config) validateLog() []error {
+	var errs []error
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level is %q; use debug, info, warn or error", c.Log.Level))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format is %q; use text or json", c.Log.Format))
+	}
+	return errs
+}
+
+// validateListen checks that every TCP listener is host:port. A host that
+// is not loopback is allowed: it is an explicit choice to serve beyond
+// this machine.
+func (c *Config) validateListen() []error {
+	var errs []error
+	for _, l := range []struct{ key, addr string }{
+		{"listen.mcp", c.Listen.MCP}, {"listen.control", c.Listen.Control}, {"listen.admin", c.Listen.Admin},
+	} {
+		if err := checkHostPort(l.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", l.key, l.addr, err))
+		}
+	}
+	return errs
+}
+
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w; use host:port such as 127.0.0.1:8443", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+// validateCA checks that every lifetime is positive and that no
+// certificate or token outlives the key that signs it.
+func (c *Config) validateCA() []error {
+	var errs []error
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -212,9 +289,24 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s is %v; it must be positive", d.name, d.v))
 		}
 	}
-	if c.Audit.Sync != "normal" && c.Audit.Sync != "full" {
-		errs = append(errs, fmt.Errorf("audit.sync is %q; use normal or full", c.Audit.Sync))
+	for _, r := range []struct {
+		short, long string
+		s, l        time.Duration
+	}{
+		{"ca.svid_ttl", "ca.signing_ttl", c.CA.SVIDTTL, c.CA.SigningTTL},
+		{"ca.jwt_ttl", "ca.signing_ttl", c.CA.JWTTTL, c.CA.SigningTTL},
+		{"ca.signing_ttl", "ca.root_ttl", c.CA.SigningTTL, c.CA.RootTTL},
+	} {
+		if r.s > r.l {
+			errs = append(errs, fmt.Errorf("%s (%v) is longer than %s (%v); it must not outlive its signer",
+				r.short, r.s, r.long, r.l))
+		}
 	}
+	return errs
+}
+
+func (c *Config) validateServers() []error {
+	var errs []error
 	seen := map[string]bool{}
 	for i, s := range c.Servers {
 		switch {
@@ -222,13 +314,34 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("servers[%d]: name is empty", i))
 		case seen[s.Name]:
 			errs = append(errs, fmt.Errorf("servers[%d]: name %q is used twice", i, s.Name))
+		case !validServerName(s.Name):
+			errs = append(errs, fmt.Errorf("servers[%d]: name %q must be 1 to 63 letters, digits and '-' "+
+				"(it prefixes tool names and sits in SPIFFE IDs)", i, s.Name))
 		}
 		seen[s.Name] = true
 		if (len(s.Command) == 0) == (s.URL == "") {
 			errs = append(errs, fmt.Errorf("servers[%d] %q: set exactly one of command and url", i, s.Name))
 		}
+		for _, k := range slices.Sorted(maps.Keys(s.Headers)) {
+			if strings.Contains(s.Headers[k], "${") {
+				errs = append(errs, fmt.Errorf("servers[%d] %q: header %s holds an unexpanded \"${\"; "+
+					"the configuration does not expand environment variables, so write the value itself", i, s.Name, k))
+			}
+		}
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+func validServerName(name string) bool {
+	if name == "" || len(name) > 63 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // applyEnv sets fields from AGENTAUTH_* variables. Lists and maps are not

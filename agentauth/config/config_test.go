@@ -109,3 +109,53 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateReportsEveryValue(t *testing.T) {
+	c := Default()
+	c.TrustDomain = "Bad Domain!"
+	c.Log = Log{Level: "loud", Format: "xml"}
+	c.Listen.MCP = "127.0.0.1"
+	c.Listen.Control = "127.0.0.1:99999"
+	c.Listen.Admin = "0.0.0.0:9464" // allowed: explicit
+	c.Audit.Retention = -time.Hour
+	c.Policy = filepath.Join(t.TempDir(), "missing.yaml")
+	c.CA.SVIDTTL = 2 * time.Hour
+	c.CA.JWTTTL = 2 * time.Hour
+	c.CA.SigningTTL = time.Hour
+	c.CA.RootTTL = 30 * time.Minute
+	c.Servers = []Server{
+		{Name: "my_fs", Command: []string{"x"}},
+		{Name: "api", URL: "https://127.0.0.1:1/mcp", Headers: map[string]string{"Authorization": "Bearer ${TOKEN}"}},
+	}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted an invalid configuration")
+	}
+	for _, want := range []string{
+		`trust_domain "Bad Domain!"`, `log.level is "loud"`, `log.format is "xml"`,
+		`listen.mcp "127.0.0.1"`, `listen.control "127.0.0.1:99999"`, "audit.retention", "missing.yaml",
+		"ca.svid_ttl (2h0m0s) is longer than ca.signing_ttl", "ca.jwt_ttl (2h0m0s) is longer",
+		"ca.signing_ttl (1h0m0s) is longer than ca.root_ttl", `name "my_fs"`,
+		"header Authorization holds an unexpanded", "does not expand environment variables",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "listen.admin") {
+		t.Errorf("a non-loopback listener is allowed, but Validate reports it:\n%v", err)
+	}
+}
+
+func TestValidateAcceptsEdges(t *testing.T) {
+	c := Default()
+	c.Listen.MCP = "[::1]:0"
+	c.Listen.Control = "localhost:65535"
+	c.Audit.Retention = 0
+	c.CA.SVIDTTL, c.CA.JWTTTL, c.CA.SigningTTL, c.CA.RootTTL = time.Hour, time.Hour, time.Hour, time.Hour
+	c.Policy = writeFile(t, "agents: {}\n")
+	c.Servers = []Server{{Name: "Fs-2", Command: []string{"x"}, Headers: map[string]string{"X-Cost": "$5"}}}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate rejected a valid configuration: %v", err)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -75,7 +77,43 @@ func newRootCommand() *cobra.Command {
 	for _, add := range subcommands {
 		root.AddCommand(add(opts))
 	}
+	enforceUsage(root)
 	return root
+}
+
+// enforceUsage makes every argument error exit with exitUsage: a wrong
+// number of arguments, and an unknown subcommand of root or of a command
+// group (which cobra would otherwise answer with help and status 0).
+func enforceUsage(cmd *cobra.Command) {
+	if cmd.HasSubCommands() && !cmd.Runnable() || !cmd.HasParent() {
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.RunE = runGroup
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w; see %s --help", c.CommandPath(), err, c.CommandPath())}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		enforceUsage(sub)
+	}
+}
+
+// runGroup runs a command that only groups subcommands: with no argument
+// it prints help; with one, the argument names no subcommand.
+func runGroup(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return &exitError{code: exitUsage, err: fmt.Errorf("%s; see %s --help", msg, cmd.CommandPath())}
 }
 
 // subcommands holds a constructor per top-level subcommand. Each file in
@@ -99,19 +137,30 @@ func (o *globalOptions) load(cmd *cobra.Command) (config.Config, error) {
 	return c, nil
 }
 
-func newVersionCommand(*globalOptions) *cobra.Command {
+func newVersionCommand(opts *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the agentauth version",
 		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := "(devel)"
 			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 				v = bi.Main.Version
 			}
+			if opts.json {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"version": v, "go": runtime.Version()})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), "agentauth", v)
+			return nil
 		},
 	}
+}
+
+// configReport is the JSON form of `config check`.
+type configReport struct {
+	Valid    bool     `json:"valid"`
+	StateDir string   `json:"state_dir,omitempty"`
+	Errors   []string `json:"errors,omitempty"`
 }
 
 func newConfigCommand(opts *globalOptions) *cobra.Command {
@@ -119,18 +168,48 @@ func newConfigCommand(opts *globalOptions) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check",
 		Short: "Load the configuration and report every invalid value",
-		Args:  cobra.NoArgs,
+		Long: "check loads the configuration file, the environment and the flags, and reports\n" +
+			"every invalid value at once. It exits 2 when the configuration is invalid.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := opts.load(cmd)
+			if err == nil {
+				err = c.Validate()
+			}
+			if opts.json {
+				rep := configReport{Valid: err == nil, StateDir: c.StateDir}
+				if err != nil {
+					rep.StateDir = ""
+					rep.Errors = errorLines(err)
+				}
+				if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
+					return perr
+				}
+			}
 			if err != nil {
-				return err
+				return &exitError{code: exitUsage, err: fmt.Errorf("invalid configuration:\n%w", err)}
 			}
-			if err := c.Validate(); err != nil {
-				return err
+			if !opts.json {
+				fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid; state directory:", c.StateDir)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid; state directory:", c.StateDir)
 			return nil
 		},
 	})
 	return cmd
+}
+
+// errorLines splits a joined error into its messages.
+func errorLines(err error) []string {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		err = ee.err
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, errorLines(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
 }

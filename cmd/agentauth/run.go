@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/agentauth/agentauth/agentauth"
 	"github.com/agentauth/agentauth/agentauth/audit"
@@ -101,6 +102,10 @@ func newRunStartCommand(opts *globalOptions) *cobra.Command {
 			if f.agent == "" || len(f.grants) == 0 {
 				return &exitError{code: exitUsage, err: errors.New("--agent and at least one --grant are required")}
 			}
+			if cmd.Flags().Changed("ttl") && f.ttl <= 0 {
+				return &exitError{code: exitUsage, err: fmt.Errorf("--ttl %v is not positive; give a lifetime such as 30m, "+
+					"or leave --ttl out for the policy's default", f.ttl)}
+			}
 			return runStart(cmd, opts, f, args)
 		},
 	}
@@ -175,11 +180,22 @@ func runAgent(ctx context.Context, cmd *cobra.Command, ctl *agentauth.Control, c
 	stop := forwardSignals(c.Process)
 	err = c.Wait()
 	stop()
+	return agentExit(args[0], err)
+}
+
+// agentExit maps the agent command's end to an exit status: its own
+// status, or 128+N when signal N killed it, as shells report it.
+func agentExit(name string, err error) error {
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return &exitError{code: ee.ExitCode(), err: fmt.Errorf("%s exited with status %d", args[0], ee.ExitCode())}
+	if !errors.As(err, &ee) {
+		return err
 	}
-	return err
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		sig := ws.Signal()
+		return &exitError{code: 128 + int(sig), err: fmt.Errorf("%s was killed by signal %s (%s)",
+			name, unix.SignalName(sig), sig)}
+	}
+	return &exitError{code: ee.ExitCode(), err: fmt.Errorf("%s exited with status %d", name, ee.ExitCode())}
 }
 
 func revokeAfter(ctl *agentauth.Control, runID string, stderr io.Writer) {
@@ -255,6 +271,14 @@ func newRunListCommand(opts *globalOptions) *cobra.Command {
 		Short: "List your runs, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch status {
+			case "", "active", "expired", "revoked":
+			default:
+				return &exitError{code: exitUsage, err: fmt.Errorf("--status %q is not a run state; use active, expired or revoked", status)}
+			}
+			if limit < 0 {
+				return &exitError{code: exitUsage, err: fmt.Errorf("--limit %d is negative; give a positive count", limit)}
+			}
 			ctl, _, err := controlClient(cmd, opts)
 			if err != nil {
 				return err
