@@ -31,18 +31,26 @@ func Decode(body []byte, limits Limits) (*Message, error) {
 	if err := m.fill(members); err != nil {
 		return nil, err
 	}
-	if err := m.classify(); err != nil {
-		return nil, err
-	}
-	if m.Params != nil {
-		if err := m.parseParams(); err != nil {
-			return nil, err
+	if err := m.check(); err != nil {
+		if e, ok := err.(*Error); ok {
+			e.Method = m.Method
 		}
-	}
-	if err := m.requireParams(); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// check validates the message once its top-level fields are set.
+func (m *Message) check() error {
+	if err := m.classify(); err != nil {
+		return err
+	}
+	if m.Params != nil {
+		if err := m.parseParams(); err != nil {
+			return err
+		}
+	}
+	return m.requireParams()
 }
 
 // checkShape runs the cheap checks that need no tokenizer.

@@ -35,6 +35,10 @@ const (
 type Error struct {
 	Kind    Kind
 	Message string
+	// Method is the message's method when the body was read far enough
+	// to know it, for logs and audit records; it is whatever the caller
+	// sent, possibly long.
+	Method string
 }
 
 func (e *Error) Error() string { return "envelope: " + e.Message }

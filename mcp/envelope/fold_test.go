@@ -132,3 +132,14 @@ func FuzzFoldedNames(f *testing.F) {
 		}
 	})
 }
+
+func TestErrorNamesTheMethodOnceKnown(t *testing.T) {
+	_, err := Decode([]byte(call(`{"path":"a","PATH":"b"}`)), DefaultLimits())
+	if e, ok := err.(*Error); !ok || e.Method != "tools/call" {
+		t.Fatalf("Decode = %#v, want an error naming tools/call", err)
+	}
+	_, err = Decode([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","x":1}`), DefaultLimits())
+	if e, ok := err.(*Error); !ok || e.Method != "" {
+		t.Fatalf("Decode = %#v, want no method before the message is read", err)
+	}
+}
