@@ -113,26 +113,52 @@ func runAuditVerify(cmd *cobra.Command, opts *globalOptions, file string, cps []
 	return l.Path(), rep, err
 }
 
+// verifyReport is the JSON form of `audit verify`.
+type verifyReport struct {
+	Source     string          `json:"source"`
+	OK         bool            `json:"ok"`
+	Records    uint64          `json:"records"`
+	AnchorSeq  uint64          `json:"anchor_seq"`
+	AnchorHash string          `json:"anchor_hash"`
+	HeadSeq    uint64          `json:"head_seq,omitempty"`
+	HeadHash   string          `json:"head_hash,omitempty"`
+	Problems   []verifyProblem `json:"problems,omitempty"`
+	Truncated  bool            `json:"truncated,omitempty"`
+}
+
+type verifyProblem struct {
+	Seq     uint64 `json:"seq"`
+	Message string `json:"message"`
+}
+
+// printVerifyReport prints the result of a verification. The head is
+// printed only for an intact log: a broken chain's head cannot be trusted.
 func printVerifyReport(w io.Writer, asJSON bool, source string, rep audit.Report) {
 	if asJSON {
-		_ = json.NewEncoder(w).Encode(struct {
-			Source string `json:"source"`
-			OK     bool   `json:"ok"`
-			audit.Report
-		}{source, rep.OK(), rep})
+		out := verifyReport{Source: source, OK: rep.OK(), Records: rep.Records, AnchorSeq: rep.AnchorSeq,
+			AnchorHash: rep.AnchorHash, Truncated: rep.Truncated}
+		if rep.OK() {
+			out.HeadSeq, out.HeadHash = rep.HeadSeq, rep.HeadHash
+		}
+		for _, p := range rep.Problems {
+			out.Problems = append(out.Problems, verifyProblem{Seq: p.Seq, Message: p.Message})
+		}
+		_ = printJSON(w, out)
 		return
 	}
 	for _, p := range rep.Problems {
-		fmt.Fprintln(w, printable(fmt.Sprint(p)))
+		fmt.Fprintln(w, printable(p.String()))
 	}
 	if rep.Truncated {
 		fmt.Fprintln(w, "(more problems not listed)")
 	}
-	state := "intact"
 	if !rep.OK() {
-		state = fmt.Sprintf("NOT intact: %d problem(s)", len(rep.Problems))
+		fmt.Fprintf(w, "%s is NOT intact: %d problem(s) in %d records after anchor seq %d\n", source,
+			len(rep.Problems), rep.Records, rep.AnchorSeq)
+		fmt.Fprintln(w, "head: untrusted (the chain is broken; do not record or compare this head)")
+		return
 	}
-	fmt.Fprintf(w, "%s is %s: %d records after anchor seq %d\n", source, state, rep.Records, rep.AnchorSeq)
+	fmt.Fprintf(w, "%s is intact: %d records after anchor seq %d\n", source, rep.Records, rep.AnchorSeq)
 	fmt.Fprintf(w, "head: %d:%s\n", rep.HeadSeq, rep.HeadHash)
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,8 +51,52 @@ func TestAuditVerifyIntact(t *testing.T) {
 	}
 }
 
+func TestAuditVerifyJSON(t *testing.T) {
+	dir, _ := seedAudit(t)
+	out, err := runTools(t, "--state-dir", dir, "--json", "audit", "verify")
+	var rep map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &rep) != nil {
+		t.Fatalf("audit verify --json: %v\n%s", err, out)
+	}
+	for _, k := range []string{"ok", "records", "anchor_seq", "anchor_hash", "head_seq", "head_hash"} {
+		if _, ok := rep[k]; !ok {
+			t.Errorf("audit verify --json lacks the key %q:\n%s", k, out)
+		}
+	}
+	if rep["head_seq"] != 4.0 {
+		t.Errorf("head_seq = %v, want 4", rep["head_seq"])
+	}
+}
+
 func TestAuditVerifyNamesTamperedRecord(t *testing.T) {
 	dir, l := seedAudit(t)
+	tamper(t, dir, l)
+	out, err := runTools(t, "--state-dir", dir, "audit", "verify")
+	if err == nil {
+		t.Fatalf("audit verify succeeded on a tampered log:\n%s", out)
+	}
+	if exitCode(err) == 0 {
+		t.Error("exit code is 0")
+	}
+	if !strings.Contains(err.Error(), "seq 3:") || !strings.Contains(out, "seq 3: content does not match") {
+		t.Errorf("error %q and output do not name seq 3:\n%s", err, out)
+	}
+	if strings.Contains(out, "head: 4:") || !strings.Contains(out, "head: untrusted") {
+		t.Errorf("a broken log's head is printed as if it could be trusted:\n%s", out)
+	}
+	out, _ = runTools(t, "--state-dir", dir, "--json", "audit", "verify")
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n}", 2)[0]+"}"), &rep); err != nil {
+		t.Fatalf("audit verify --json on a tampered log: %v\n%s", err, out)
+	}
+	if rep["ok"] != false || rep["head_hash"] != nil || rep["problems"] == nil {
+		t.Errorf("audit verify --json on a tampered log: %v", rep)
+	}
+}
+
+// tamper turns the deny of record 3 into an allow behind the log's back.
+func tamper(t *testing.T, dir string, l *audit.Log) {
+	t.Helper()
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -63,16 +108,6 @@ func TestAuditVerifyNamesTamperedRecord(t *testing.T) {
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
-	}
-	out, err := runTools(t, "--state-dir", dir, "audit", "verify")
-	if err == nil {
-		t.Fatalf("audit verify succeeded on a tampered log:\n%s", out)
-	}
-	if exitCode(err) == 0 {
-		t.Error("exit code is 0")
-	}
-	if !strings.Contains(err.Error(), "seq 3:") || !strings.Contains(out, "seq 3: content does not match") {
-		t.Errorf("error %q and output do not name seq 3:\n%s", err, out)
 	}
 }
 
