@@ -19,6 +19,7 @@ type Authorizer struct {
 	runs      *runs.Manager
 	toolsPath string // "spiffe://<td>/tools/"
 	chains    chainCache
+	warned    warnOnce
 }
 
 // New returns an Authorizer over the manager's runs.
@@ -123,28 +124,36 @@ func (a *Authorizer) match(live *runs.Live, server string, req *Request, d Decis
 	call := newCall(live, req)
 	defer calls.Put(call)
 	if server != "" {
-		ok, reason, msg := a.toolServerAllows(live.Policy(), server, call, t)
+		ok, reason, msg, cerr := a.toolServerAllows(live.Policy(), server, call, t)
+		if cerr != nil {
+			cerr.run = live.ID()
+			return nil, a.policyError(d, msg, cerr), false
+		}
 		if !ok {
 			return nil, d.deny(reason, msg), false
 		}
 	}
-	var evalErr error
+	var evalErr *conditionError
 	for _, g := range candidates {
 		call.Calls = live.Calls(g.ID)
 		ok, err := holds(g, call)
+		if err != nil {
+			evalErr = &conditionError{run: live.ID(), grant: g.ID, err: err}
+		}
 		if err == nil && ok {
 			uses = append(uses[:0], runs.Use{Live: live, Grant: g})
-			if uses, ok, err = ancestorsAllow(live, t, call, uses); ok {
+			var cerr *conditionError
+			if uses, ok, cerr = ancestorsAllow(live, t, call, uses); ok {
 				d.GrantID = g.ID
 				return uses, d, true
 			}
-		}
-		if err != nil {
-			evalErr = err
+			if cerr != nil {
+				evalErr = cerr
+			}
 		}
 	}
 	if evalErr != nil {
-		return nil, d.deny(ReasonPolicyError, "a grant condition could not be evaluated for this call"), false
+		return nil, a.policyError(d, "a grant condition could not be evaluated for this call", evalErr), false
 	}
 	d.GrantID = candidates[0].ID
 	return nil, d.deny(ReasonConditionFalse, fmt.Sprintf("the conditions of the grants covering %s %q "+
@@ -154,8 +163,8 @@ func (a *Authorizer) match(live *runs.Live, server string, req *Request, d Decis
 // ancestorsAllow finds a covering grant whose condition holds in every
 // ancestor of live, appending each to uses. A grant already passed lower
 // in the chain is not evaluated again, since its condition is the same.
-func ancestorsAllow(live *runs.Live, t *Target, call *policy.Call, uses []runs.Use) ([]runs.Use, bool, error) {
-	var evalErr error
+func ancestorsAllow(live *runs.Live, t *Target, call *policy.Call, uses []runs.Use) ([]runs.Use, bool, *conditionError) {
+	var evalErr *conditionError
 	for hop := live.Parent(); hop != nil; hop = hop.Parent() {
 		found := false
 		for _, h := range hop.Match(string(t.Kind), t.Server, t.Name) {
@@ -164,7 +173,7 @@ func ancestorsAllow(live *runs.Live, t *Target, call *policy.Call, uses []runs.U
 				var err error
 				call.Calls = hop.Calls(h.ID)
 				if ok, err = holds(h, call); err != nil {
-					evalErr = err
+					evalErr = &conditionError{run: hop.ID(), grant: h.ID, err: err}
 				}
 			}
 			if ok {
@@ -190,12 +199,15 @@ func passed(uses []runs.Use, g *policy.Grant) bool {
 }
 
 // toolServerAllows checks the tool server's own grants for a chained call.
-func (a *Authorizer) toolServerAllows(p *policy.Policy, server string, call *policy.Call, t *Target) (bool, Reason, string) {
+// A condition that failed to evaluate is returned as a *conditionError,
+// without its run.
+func (a *Authorizer) toolServerAllows(p *policy.Policy, server string, call *policy.Call,
+	t *Target) (bool, Reason, string, *conditionError) {
 	ts := p.ToolServers[server]
 	if ts == nil {
-		return false, ReasonToolNotGranted, fmt.Sprintf("tool server %q has no grants in the policy", server)
+		return false, ReasonToolNotGranted, fmt.Sprintf("tool server %q has no grants in the policy", server), nil
 	}
-	covered, evalErr := false, error(nil)
+	covered, evalErr := false, (*conditionError)(nil)
 	for _, id := range ts.Grants {
 		g := p.Grants[id]
 		if g == nil || !g.Covers(string(t.Kind), t.Server, t.Name) {
@@ -204,20 +216,20 @@ func (a *Authorizer) toolServerAllows(p *policy.Policy, server string, call *pol
 		covered = true
 		ok, err := holds(g, call)
 		if ok {
-			return true, "", ""
+			return true, "", "", nil
 		}
 		if err != nil {
-			evalErr = err
+			evalErr = &conditionError{grant: g.ID, err: err}
 		}
 	}
 	switch {
 	case !covered:
 		return false, ReasonToolNotGranted, fmt.Sprintf("no grant of tool server %q covers %s %q on server %q",
-			server, t.Kind, t.Name, t.Server)
+			server, t.Kind, t.Name, t.Server), nil
 	case evalErr != nil:
-		return false, ReasonPolicyError, "a tool server grant condition could not be evaluated for this call"
+		return false, ReasonPolicyError, "a tool server grant condition could not be evaluated for this call", evalErr
 	}
-	return false, ReasonConditionFalse, fmt.Sprintf("the conditions of tool server %q's grants do not hold for this call", server)
+	return false, ReasonConditionFalse, fmt.Sprintf("the conditions of tool server %q's grants do not hold for this call", server), nil
 }
 
 func holds(g *policy.Grant, call *policy.Call) (bool, error) {
@@ -267,7 +279,7 @@ func (a *Authorizer) approval(ctx context.Context, live *runs.Live, g *policy.Gr
 	if req.ApprovalID == "" {
 		id, err := a.runs.RequestApproval(ctx, c)
 		if err != nil {
-			return d.deny(ReasonPolicyError, "the approval request could not be recorded"), false
+			return a.storeError(d, live.ID(), "the approval request could not be recorded", "record approval", err), false
 		}
 		d.Effect, d.Reason, d.ApprovalID = ApprovalRequired, ReasonApprovalRequired, id
 		d.Message = fmt.Sprintf("grant %q needs a human's approval; approval %s is pending", g.ID, id)
@@ -279,7 +291,7 @@ func (a *Authorizer) approval(ctx context.Context, live *runs.Live, g *policy.Gr
 	case errors.Is(err, runs.ErrNotFound), errors.Is(err, runs.ErrConflict):
 		return d.deny(ReasonApprovalDenied, err.Error()), false
 	case err != nil:
-		return d.deny(ReasonPolicyError, "the approval could not be checked"), false
+		return a.storeError(d, live.ID(), "the approval could not be checked", "check approval "+req.ApprovalID, err), false
 	case used:
 		return d, true
 	case st == runs.ApprovalPending:

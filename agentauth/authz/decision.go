@@ -97,9 +97,13 @@ type Request struct {
 
 // Decision is the outcome of Authorize.
 type Decision struct {
-	Effect     Effect
-	Reason     Reason
-	Message    string // a sentence for people; never holds policy internals or secrets
+	Effect  Effect
+	Reason  Reason
+	Message string // a sentence for people; never holds policy internals or secrets
+	// Detail explains a policy_error to operators, such as the error of a
+	// grant's condition. It goes to the audit log and the gateway's log,
+	// never to the agent.
+	Detail     string
 	GrantID    string
 	ApprovalID string
 	BreakGlass bool

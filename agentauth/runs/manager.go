@@ -317,3 +317,7 @@ func (m *Manager) record(ctx context.Context, e Event) {
 
 // Now returns the current time of the Manager's clock.
 func (m *Manager) Now() time.Time { return m.now() }
+
+// Logger returns the manager's logger, which components deciding on its
+// runs (such as the authorizer) share.
+func (m *Manager) Logger() *slog.Logger { return m.log }
