@@ -12,9 +12,14 @@ func AuditLog(l *audit.Log) Auditor { return auditLog{l} }
 
 type auditLog struct{ l *audit.Log }
 
-// AppendDecision writes the decision record of one call.
+// AppendDecision writes the decision record of one call, or the record
+// of a malformed request.
 func (a auditLog) AppendDecision(ctx context.Context, r Record) error {
-	_, err := a.l.Append(ctx, toAudit(r, audit.KindDecision))
+	kind := audit.KindDecision
+	if r.Malformed {
+		kind = audit.KindMalformedRequest
+	}
+	_, err := a.l.Append(ctx, toAudit(r, kind))
 	return err
 }
 

@@ -75,13 +75,12 @@ func (g *Gateway) admit(ctx context.Context, r *http.Request, msg *envelope.Mess
 	a := &admitted{method: msg.Method, caller: caller, runID: p.RunID, txn: newTxn(p)}
 	a.meta = decodeMeta(metaRaw(msg))
 	data := DenialData{RunID: p.RunID}
-	if !g.resolveTarget(a, msg) {
-		// Unknown or quarantined tool: mcp-go answers as for any unknown tool.
-		return a, data, true
-	}
-	if principalErr != nil {
+	switch {
+	case !g.resolveTarget(a, msg):
+		a.decision = g.unknownToolDecision(ctx, p, a, principalErr)
+	case principalErr != nil:
 		a.decision = denied(authz.ReasonTxnTokenInvalid, "transaction token refused: "+principalErr.Error())
-	} else {
+	default:
 		a.decision = g.decide(ctx, p, a)
 	}
 	if err := g.appendDecision(ctx, a); err != nil {
@@ -107,19 +106,21 @@ func (g *Gateway) appendDecision(ctx context.Context, a *admitted) error {
 }
 
 // resolveTarget fills a.target from the message. It returns false for a
-// tool the gateway does not expose.
+// tool the gateway does not expose, with the target as the name reads.
 func (g *Gateway) resolveTarget(a *admitted, msg *envelope.Message) bool {
 	switch msg.Method {
 	case "tools/call":
 		name := msg.Name
+		a.arguments = rawOrEmpty(msg.Arguments)
 		t, ok := g.tool(name)
 		if !ok || t.Status == upstream.StatusQuarantined {
+			server, rest := g.splitName(name)
+			a.exposed, a.target = name, authz.Target{Kind: authz.KindTool, Server: server, Name: rest}
 			return false
 		}
 		a.exposed, a.tool = name, t.Tool
 		a.target = authz.Target{Kind: authz.KindTool, Server: t.Server, Name: t.Upstream,
 			Annotations: t.annotations}
-		a.arguments = rawOrEmpty(msg.Arguments)
 	case "resources/read", "resources/subscribe":
 		uri := msg.URI
 		server, rest := g.splitURI(uri)

@@ -13,7 +13,10 @@ import (
 )
 
 // Authorizer decides calls. Authorize must fail closed: an internal error
-// is a Deny with ReasonPolicyError. Visible reports whether a run holds any
+// is a Deny with ReasonPolicyError. A Request with a zero Target must be
+// denied without consuming anything, with the sponsor and chain of the run
+// filled when the run is known: the gateway asks that to put the chain on
+// the records of requests it refuses itself. Visible reports whether a run holds any
 // grant that could cover target; it decides what tools/list shows and never
 // consumes a budget.
 type Authorizer interface {
@@ -30,6 +33,8 @@ type Approvals interface {
 
 // Auditor hands records to the audit log. AppendDecision returns only once
 // the record is durable; an error stops the call before it is forwarded.
+// AppendDecision also receives the record of every malformed request from
+// an authenticated caller (Record.Malformed set), before it is answered.
 type Auditor interface {
 	AppendDecision(ctx context.Context, r Record) error
 	AppendOutcome(ctx context.Context, r Record) error
@@ -55,8 +60,13 @@ type Record struct {
 	// words of audit.Outcome); empty on the decision record.
 	Outcome string
 	Error   string
-	Latency time.Duration
-	Time    time.Time
+	// Malformed marks the record of a request refused before
+	// authorization because its body or headers were invalid. Its
+	// Decision holds the sponsor, the chain, reason malformed_request and
+	// the error message; Arguments and Target are empty.
+	Malformed bool
+	Latency   time.Duration
+	Time      time.Time
 }
 
 // JWTValidator validates a JWT-SVID presented as a bearer token for

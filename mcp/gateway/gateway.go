@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -58,8 +59,11 @@ type Options struct {
 	// It makes the gateway a drop-in front for a single tool server.
 	Unprefixed string
 	Tracer     trace.Tracer
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// MeterProvider records the gateway's metrics; the global one of
+	// package otel when nil.
+	MeterProvider metric.MeterProvider
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Gateway is the agents' MCP endpoint. It is an http.Handler for /mcp.
@@ -70,6 +74,7 @@ type Gateway struct {
 	sessions *sessions
 	verifier *txntoken.Verifier
 	prop     propagation.TextMapPropagator
+	refused  *refusals
 
 	outcomes sync.WaitGroup // outcome records being written
 	inflight inflight
@@ -86,7 +91,12 @@ func New(opts Options) (*Gateway, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
+	refused, err := newRefusals(opts.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
 	g := &Gateway{
+		refused:  refused,
 		opts:     opts,
 		sessions: newSessions(),
 		verifier: opts.Tokens.Verifier(),
@@ -137,6 +147,9 @@ func (o *Options) fill() error {
 	}
 	if o.Tracer == nil {
 		o.Tracer = otel.Tracer("github.com/agentauth/agentauth/mcp/gateway")
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = otel.GetMeterProvider()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/agentauth/agentauth/agentauth/authz"
 	"github.com/agentauth/agentauth/mcp/envelope"
 	"github.com/agentauth/agentauth/mcp/txntoken"
 )
@@ -36,9 +35,7 @@ func principalFrom(ctx context.Context) principal {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	caller, err := g.authenticate(r)
 	if err != nil {
-		g.opts.Logger.Info("refused unauthenticated request", "remote", r.RemoteAddr, "error", err)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="agentauth"`)
-		writeStatusDenial(w, http.StatusUnauthorized, err.Error(), DenialData{Reason: authz.ReasonUnauthenticated})
+		g.refuseUnauthenticated(w, r, err)
 		return
 	}
 	p, perr := g.principalFor(caller, r.Header.Get(txntoken.Header))
@@ -89,7 +86,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, principalErr
 		err = envelope.CheckHeaders(msg, r.Header)
 	}
 	if err != nil {
-		writeMalformed(w, err)
+		g.refuseMalformed(w, r, msg, err)
 		return
 	}
 	r.Header.Del("Content-Encoding")

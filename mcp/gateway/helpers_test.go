@@ -302,6 +302,13 @@ func (m *memAuditor) AppendDecision(_ context.Context, r Record) error {
 	return nil
 }
 
+// records returns a copy of the decision records so far.
+func (m *memAuditor) records() []Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Record(nil), m.decisions...)
+}
+
 func (m *memAuditor) AppendOutcome(_ context.Context, r Record) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -43,6 +43,8 @@ func TestHostileBodiesAreRefusedBeforeForwarding(t *testing.T) {
 		{"case variant of name", call(`{"name":"calc__add","Name":"fs__write","arguments":{}}`), nil, 400},
 		{"case variant of method", `{"jsonrpc":"2.0","id":1,"Method":"ping","method":"tools/call","params":{"name":"calc__add"}}`, nil, 400},
 		{"duplicate inside arguments", call(`{"name":"calc__add","arguments":{"a":1,"a":2}}`), nil, 400},
+		{"case variant inside arguments", call(`{"name":"fs__read","arguments":{"path":"/granted/a","PATH":"/etc/hostname"}}`), nil, 400},
+		{"kelvin variant nested in arguments", call(`{"name":"fs__read","arguments":{"o":[{"k":1,"\u212a":2}]}}`), nil, 400},
 		{"batch", `[` + call(`{"name":"calc__add","arguments":{}}`) + `]`, nil, 400},
 		{"trailing data", call(`{"name":"calc__add","arguments":{}}`) + `{}`, nil, 400},
 		{"invalid utf-8", call(`{"name":"calc__add","arguments":{"a":"` + "\xff" + `"}}`), nil, 400},
@@ -60,7 +62,9 @@ func TestHostileBodiesAreRefusedBeforeForwarding(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			before := len(h.audit.records())
 			status, body := h.post(t, hc, tc.body, tc.hdr)
+			checkMalformedRecord(t, h.audit.records()[before:], replyMessage(body))
 			if status != tc.status {
 				t.Errorf("status = %d, want %d (%v)", status, tc.status, body)
 			}
@@ -74,8 +78,37 @@ func TestHostileBodiesAreRefusedBeforeForwarding(t *testing.T) {
 	if n := h.upstream.callCount(); n != 0 {
 		t.Errorf("%d hostile calls were forwarded", n)
 	}
-	if len(h.authz.requests) != 0 {
-		t.Errorf("hostile bodies reached authorization: %v", h.authz.requests)
+	for _, r := range h.authz.requests {
+		if r.Target.Kind != "" || r.Arguments != nil {
+			t.Errorf("a hostile body reached authorization: %+v", r)
+		}
+	}
+}
+
+func replyMessage(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	m, _ := e["message"].(string)
+	return m
+}
+
+// checkMalformedRecord wants exactly one audit record, of the malformed
+// request answered with message, naming the caller and its chain.
+func checkMalformedRecord(t *testing.T, recs []Record, message string) {
+	t.Helper()
+	if len(recs) != 1 {
+		t.Fatalf("%d audit records for one malformed request, want 1: %+v", len(recs), recs)
+	}
+	r := recs[0]
+	d := r.Decision
+	switch {
+	case !r.Malformed || d.Effect != authz.Deny || d.Reason != authz.ReasonMalformedRequest:
+		t.Errorf("record %+v is not a malformed-request denial", r)
+	case r.Caller != runID(runA) || r.RunID != runA || len(d.Chain) == 0 || d.Chain[len(d.Chain)-1].SPIFFEID != runID(runA):
+		t.Errorf("record names caller %q run %q chain %v, want %s", r.Caller, r.RunID, d.Chain, runID(runA))
+	case d.Message != message:
+		t.Errorf("record message %q, want the reply's %q", d.Message, message)
+	case r.Arguments != nil || r.ArgumentsDigest != "" || r.Target.Kind != "" || r.Target.Name != "":
+		t.Errorf("record of a malformed request holds body content: %+v", r)
 	}
 }
 
