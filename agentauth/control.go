@@ -151,6 +151,28 @@ func (c *Control) Deny(ctx context.Context, id, comment string) (api.Approval, e
 	return r, c.do(ctx, "POST", "/v1/approvals/"+url.PathEscape(id)+"/deny", api.DecisionRequest{Comment: comment}, &r)
 }
 
+// BreakGlass starts a break-glass run for the calling sponsor: one
+// break-glass grant, time-boxed, flagged in every decision it produces.
+// The reply carries the run's bootstrap token, as StartRun's does.
+func (c *Control) BreakGlass(ctx context.Context, req api.BreakGlassRequest) (api.StartRunResponse, error) {
+	var r api.StartRunResponse
+	return r, c.do(ctx, "POST", "/v1/breakglass", req, &r)
+}
+
+// DeactivateSponsor offboards a human (admins only): every run they
+// sponsored stops and they can start no new run until reactivated.
+func (c *Control) DeactivateSponsor(ctx context.Context, issuer, subject, reason string) error {
+	return c.do(ctx, "POST", "/v1/sponsors/deactivate",
+		api.SponsorRequest{Issuer: issuer, Subject: subject, Reason: reason}, nil)
+}
+
+// ReactivateSponsor lets a deactivated human start runs again (admins
+// only); the runs the deactivation stopped stay stopped.
+func (c *Control) ReactivateSponsor(ctx context.Context, issuer, subject, reason string) error {
+	return c.do(ctx, "POST", "/v1/sponsors/reactivate",
+		api.SponsorRequest{Issuer: issuer, Subject: subject, Reason: reason}, nil)
+}
+
 // Bundle returns the trust bundle PEM of the gateway's trust domain.
 func (c *Control) Bundle(ctx context.Context) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/bundle", nil)

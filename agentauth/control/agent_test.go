@@ -147,6 +147,7 @@ func TestAgentCannotActAsSponsor(t *testing.T) {
 		{"list runs", "GET", "/v1/runs", nil},
 		{"break glass", "POST", "/v1/breakglass", api.BreakGlassRequest{Grant: "db-admin", Agent: "researcher", Reason: "production is down", TTL: "10m"}},
 		{"deactivate", "POST", "/v1/sponsors/deactivate", api.DeactivateSponsorRequest{Issuer: "local", Subject: "root"}},
+		{"reactivate", "POST", "/v1/sponsors/reactivate", api.SponsorRequest{Issuer: "local", Subject: "root"}},
 		{"delegate from other", "POST", "/v1/runs/" + other.ID + "/delegate", api.DelegateRequest{Agent: "x", Grants: []string{"fs-read"}}},
 	}
 	for _, c := range cases {

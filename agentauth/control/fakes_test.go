@@ -136,6 +136,13 @@ func (m *memRuns) DeactivateSponsor(_ context.Context, issuer, subject string, _
 	return nil
 }
 
+func (m *memRuns) ReactivateSponsor(_ context.Context, issuer, subject string, _ api.Sponsor) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.deactivated = slices.DeleteFunc(m.deactivated, func(s string) bool { return s == subject+"@"+issuer })
+	return nil
+}
+
 func (m *memRuns) addApproval(a api.Approval) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

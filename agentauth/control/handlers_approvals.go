@@ -115,22 +115,8 @@ func (s *Server) handleBreakGlass(w http.ResponseWriter, r *http.Request, c call
 }
 
 func (s *Server) handleDeactivateSponsor(w http.ResponseWriter, r *http.Request, c caller) {
-	if !hasRole(*c.sponsor, RoleAdmin) {
-		writeError(w, errForbidden(fmt.Sprintf("%s has no %q role; only an admin may "+
-			"deactivate a sponsor", c.sponsor.String(), RoleAdmin)))
-		return
-	}
-	var req api.DeactivateSponsorRequest
-	if aerr := decode(w, r, &req); aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	if req.Issuer == "" || req.Subject == "" {
-		writeError(w, errInvalid("issuer and subject are required; name the sponsor to deactivate"))
-		return
-	}
-	if aerr := checkText("reason", req.Reason, maxTextBytes); aerr != nil {
-		writeError(w, aerr)
+	req, ok := s.sponsorRequest(w, r, c, "deactivate")
+	if !ok {
 		return
 	}
 	err := s.deps.Runs.DeactivateSponsor(r.Context(), req.Issuer, req.Subject, *c.sponsor, req.Reason)
@@ -141,4 +127,43 @@ func (s *Server) handleDeactivateSponsor(w http.ResponseWriter, r *http.Request,
 	s.log.Warn("sponsor deactivated", "issuer", req.Issuer, "subject", req.Subject,
 		"by", c.sponsor.String())
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleReactivateSponsor(w http.ResponseWriter, r *http.Request, c caller) {
+	req, ok := s.sponsorRequest(w, r, c, "reactivate")
+	if !ok {
+		return
+	}
+	if err := s.deps.Runs.ReactivateSponsor(r.Context(), req.Issuer, req.Subject, *c.sponsor); err != nil {
+		s.serviceError(w, "reactivate sponsor", err)
+		return
+	}
+	s.log.Warn("sponsor reactivated", "issuer", req.Issuer, "subject", req.Subject,
+		"by", c.sponsor.String(), "reason", req.Reason)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sponsorRequest checks that the caller is an admin and decodes the
+// sponsor to deactivate or reactivate; it replies itself on failure.
+func (s *Server) sponsorRequest(w http.ResponseWriter, r *http.Request, c caller,
+	verb string) (api.SponsorRequest, bool) {
+	var req api.SponsorRequest
+	if !hasRole(*c.sponsor, RoleAdmin) {
+		writeError(w, errForbidden(fmt.Sprintf("%s has no %q role; only an admin may "+
+			"%s a sponsor", c.sponsor.String(), RoleAdmin, verb)))
+		return req, false
+	}
+	if aerr := decode(w, r, &req); aerr != nil {
+		writeError(w, aerr)
+		return req, false
+	}
+	if req.Issuer == "" || req.Subject == "" {
+		writeError(w, errInvalid("issuer and subject are required; name the sponsor to "+verb))
+		return req, false
+	}
+	if aerr := checkText("reason", req.Reason, maxTextBytes); aerr != nil {
+		writeError(w, aerr)
+		return req, false
+	}
+	return req, true
 }

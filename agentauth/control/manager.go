@@ -143,6 +143,12 @@ func (s ManagerServices) DeactivateSponsor(ctx context.Context, issuer, subject 
 	return mapError(err)
 }
 
+// ReactivateSponsor lets a deactivated sponsor start runs again.
+func (s ManagerServices) ReactivateSponsor(ctx context.Context, issuer, subject string, by api.Sponsor) error {
+	return mapError(s.Manager.ReactivateSponsor(ctx, toRunsSponsor(by),
+		runs.SponsorKey{Issuer: issuer, Subject: subject}))
+}
+
 // ListApprovals lists the approvals the viewer may decide or that are on
 // the viewer's own runs.
 func (s ManagerServices) ListApprovals(ctx context.Context, viewer api.Sponsor, status string) ([]api.Approval, error) {

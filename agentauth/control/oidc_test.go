@@ -210,6 +210,21 @@ func TestApprovalDecisions(t *testing.T) {
 	if st != http.StatusNoContent || len(h.runs.deactivated) != 1 {
 		t.Errorf("admin deactivates: status %d %+v", st, e)
 	}
+	st, e = call(t, h.tlsClient(nil), "POST", h.tlsURL+"/v1/sponsors/reactivate", bob,
+		api.SponsorRequest{Issuer: h.op.Issuer, Subject: "u-alice"}, nil)
+	if st != http.StatusForbidden || len(h.runs.deactivated) != 1 {
+		t.Errorf("approver reactivates: status %d %+v; want 403", st, e)
+	}
+	st, e = call(t, h.tlsClient(nil), "POST", h.tlsURL+"/v1/sponsors/reactivate", carol,
+		api.SponsorRequest{Issuer: h.op.Issuer}, nil)
+	if st != http.StatusBadRequest {
+		t.Errorf("reactivate without a subject: status %d %+v; want 400", st, e)
+	}
+	st, e = call(t, h.tlsClient(nil), "POST", h.tlsURL+"/v1/sponsors/reactivate", carol,
+		api.SponsorRequest{Issuer: h.op.Issuer, Subject: "u-alice"}, nil)
+	if st != http.StatusNoContent || len(h.runs.deactivated) != 0 {
+		t.Errorf("admin reactivates: status %d %+v", st, e)
+	}
 }
 
 func TestRevokeOnlyBySponsorOrAdmin(t *testing.T) {

@@ -52,6 +52,7 @@ func (s *Server) apiRoutes() []route {
 		{"POST", "/v1/approvals/{id}/deny", sponsorOnly, s.handleDeny},
 		{"POST", "/v1/breakglass", sponsorOnly, s.handleBreakGlass},
 		{"POST", "/v1/sponsors/deactivate", sponsorOnly, s.handleDeactivateSponsor},
+		{"POST", "/v1/sponsors/reactivate", sponsorOnly, s.handleReactivateSponsor},
 	}
 }
 

@@ -58,6 +58,9 @@ type Runs interface {
 	// DeactivateSponsor offboards a human and stops every run they sponsored.
 	DeactivateSponsor(ctx context.Context, issuer, subject string, by api.Sponsor,
 		reason string) error
+	// ReactivateSponsor lets a deactivated human start runs again; the
+	// runs the deactivation stopped stay stopped.
+	ReactivateSponsor(ctx context.Context, issuer, subject string, by api.Sponsor) error
 }
 
 // Approvals is the step-up approval service.

@@ -36,6 +36,9 @@ grants:
   write:
     tools: [{server: fs, names: [write_file]}]
     approval: {approver: sponsor}
+  emergency:
+    tools: [{server: fs, names: [write_file]}]
+    break_glass: {sponsors: {issuer: local}, agents: [researcher], max_lifetime: 15m}
 entitlements:
   - sponsors: {issuer: local}
     agents: [researcher]

@@ -144,13 +144,16 @@ type BreakGlassRequest struct {
 	CSR string `json:"csr,omitempty"`
 }
 
-// DeactivateSponsorRequest offboards a human: every run they sponsored
-// stops at once.
-type DeactivateSponsorRequest struct {
+// SponsorRequest names a human to deactivate (offboard: every run they
+// sponsored stops at once) or to reactivate.
+type SponsorRequest struct {
 	Issuer  string `json:"issuer"`
 	Subject string `json:"subject"`
 	Reason  string `json:"reason,omitempty"`
 }
+
+// DeactivateSponsorRequest is the body of POST /v1/sponsors/deactivate.
+type DeactivateSponsorRequest = SponsorRequest
 
 // Identity is the reply of GET /v1/whoami.
 type Identity struct {
