@@ -16,9 +16,9 @@ const (
 	EnvRunID          = "AGENTAUTH_RUN_ID"
 	EnvSPIFFEID       = "AGENTAUTH_SPIFFE_ID"
 	EnvTrustBundle    = "AGENTAUTH_TRUST_BUNDLE"
-	// EnvRunExpires holds the run's expiry in RFC 3339 form. It is
-	// optional; with it the SDK stops renewing once the SVID lasts until
-	// the run ends.
+	// EnvRunExpires contains the run's expiry as an RFC 3339 time. It is
+	// optional. With it, the SDK stops renewing as soon as the SVID lasts
+	// until the run ends.
 	EnvRunExpires = "AGENTAUTH_RUN_EXPIRES"
 )
 
@@ -49,7 +49,8 @@ func EnrollmentFromEnv() (Enrollment, error) {
 	if v := os.Getenv(EnvRunExpires); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			return e, fmt.Errorf("agentauth: %s=%q is not an RFC 3339 time; unset it or fix it", EnvRunExpires, truncate([]byte(v)))
+			return e, fmt.Errorf("agentauth: invalid %s=%q: set an RFC 3339 time such as 2026-01-02T15:04:05Z or unset it",
+				EnvRunExpires, truncate([]byte(v)))
 		}
 		e.ExpiresAt = t
 	}

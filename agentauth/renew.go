@@ -25,7 +25,7 @@ const (
 
 // renewLoop renews the SVID once half of its lifetime has passed. It
 // stops renewing once the SVID lasts until the run's expiry, and ends
-// when the run expires, the gateway refuses a renewal, or ctx ends.
+// when the run expires, the gateway rejects a renewal, or ctx ends.
 func (r *Run) renewLoop(ctx context.Context) {
 	defer close(r.done)
 	r.end(r.renew(ctx))
@@ -41,7 +41,7 @@ func (r *Run) renew(ctx context.Context) error {
 			return err
 		}
 	}
-	// The SVID lasts as long as the run: wait for the end.
+	// The SVID lasts as long as the run, so only the run's end remains.
 	if !sleep(ctx, time.Until(r.notAfter())) {
 		return ErrRunClosed
 	}
@@ -61,8 +61,8 @@ func (r *Run) renewWithRetry(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ErrRunClosed
 		}
-		if refused(err) {
-			return fmt.Errorf("agentauth: the gateway refused to renew run %s: %w", r.ID(), err)
+		if rejected(err) {
+			return fmt.Errorf("agentauth: the gateway rejected the renewal of run %s; start a new run: %w", r.ID(), err)
 		}
 		left := time.Until(r.notAfter())
 		if left <= 0 {
@@ -76,10 +76,9 @@ func (r *Run) renewWithRetry(ctx context.Context) error {
 	}
 }
 
-// noteRenewal logs a renewal and learns the run's expiry when the gateway
-// could not extend the SVID past the previous one: SVIDs are capped at
-// the run's expiry, so an SVID that ends no later than the one before
-// ends with the run.
+// noteRenewal logs a renewal and learns the run's expiry when the new SVID
+// ends no later than the previous one. The gateway caps SVIDs at the
+// run's expiry, so such an SVID ends with the run.
 func (r *Run) noteRenewal(before time.Time) {
 	after := r.notAfter()
 	r.log.Info("agentauth: SVID renewed", "run", r.ID(), "expires", after)
@@ -92,19 +91,25 @@ func (r *Run) noteRenewal(before time.Time) {
 	}
 }
 
-// refused reports whether the gateway rejected the renewal for good: the
-// run is revoked, expired or unknown, or the SVID is no longer accepted.
-func refused(err error) bool {
+// rejected reports whether the gateway rejected the renewal for good
+// because the run is revoked, expired or unknown, or its SVID is no
+// longer accepted.
+func rejected(err error) bool {
 	return IsCode(err, api.CodeForbidden) || IsCode(err, api.CodeUnauthenticated) ||
 		IsCode(err, api.CodeNotFound)
 }
 
-// end records why renewal stopped and logs it once.
+// end records why renewal stopped and logs it once: at info level when
+// the run simply expired, as a warning when the gateway rejected it.
 func (r *Run) end(err error) {
 	r.mu.Lock()
 	r.err = err
 	r.mu.Unlock()
-	if !errors.Is(err, ErrRunClosed) {
+	switch {
+	case errors.Is(err, ErrRunClosed):
+	case errors.Is(err, ErrRunExpired):
+		r.log.Info("agentauth: the run's SVID will not be renewed again", "run", r.ID(), "err", err)
+	default:
 		r.log.Warn("agentauth: the run's SVID will not be renewed again", "run", r.ID(), "err", err)
 	}
 }
@@ -122,13 +127,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // Done returns a channel that is closed when the run stops renewing its
-// SVID: the run expired, the gateway refused a renewal (the run was
-// revoked), or Close was called. Err then says which.
+// SVID, because the run expired, the gateway rejected a renewal (the run
+// was revoked) or Close was called. Err then returns the reason.
 func (r *Run) Done() <-chan struct{} { return r.done }
 
 // Err returns nil while the run keeps its SVID fresh; after Done is
-// closed it returns ErrRunExpired, ErrRunClosed or the gateway's refusal
-// (an *APIError, found with errors.As).
+// closed it returns ErrRunExpired, ErrRunClosed or the gateway's
+// rejection (an *APIError, found with errors.As).
 func (r *Run) Err() error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()

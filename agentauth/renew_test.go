@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,8 +22,8 @@ type logCounter struct {
 func newLogCounter() *logCounter { return &logCounter{seen: map[string]int{}} }
 
 func (c *logCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (c *logCounter) WithAttrs([]slog.Attr) slog.Handler        { return c }
-func (c *logCounter) WithGroup(string) slog.Handler             { return c }
+func (c *logCounter) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c *logCounter) WithGroup(string) slog.Handler            { return c }
 func (c *logCounter) Handle(_ context.Context, r slog.Record) error {
 	c.mu.Lock()
 	c.seen[r.Message]++
@@ -95,8 +96,11 @@ func TestRenewalStopsAtRunExpiry(t *testing.T) {
 			if !errors.Is(err, agentauth.ErrRunExpired) {
 				t.Errorf("Err = %v; want ErrRunExpired", err)
 			}
-			if n := logs.count(msgRenewed); n == 0 || n > tc.maxRenewals {
-				t.Errorf("renewed %d times; want 1..%d", n, tc.maxRenewals)
+			if n := logs.count(msgRenewed); n == 0 {
+				t.Error("never renewed")
+			}
+			if n := logs.count(msgRenewed); n > tc.maxRenewals {
+				t.Errorf("renewed %d times; want at most %d", n, tc.maxRenewals)
 			}
 			if n := logs.count(msgStopped); n != 1 {
 				t.Errorf("logged the end of renewal %d times; want once", n)
@@ -124,18 +128,21 @@ func TestRenewalStopsWhenRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = waitDone(t, run, 10*time.Second)
-	var ae *agentauth.APIError
-	if !errors.As(err, &ae) || (ae.Code != api.CodeForbidden && ae.Code != api.CodeUnauthenticated) {
-		t.Errorf("Err = %v; want the gateway's refusal", err)
+	var apiErr *agentauth.APIError
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("Err = %v; want the gateway's rejection", err)
+	}
+	if apiErr.Code != api.CodeForbidden && apiErr.Code != api.CodeUnauthenticated {
+		t.Errorf("rejection code = %s; want %s or %s", apiErr.Code, api.CodeForbidden, api.CodeUnauthenticated)
 	}
 	if n := logs.count(msgRetrying); n != 0 {
-		t.Errorf("retried a refused renewal %d times", n)
+		t.Errorf("retried a rejected renewal %d times", n)
 	}
 }
 
 // With the gateway gone, failed renewals back off (1 s, 2 s, ...) and
 // stop when the SVID expires instead of retrying with a dead certificate.
-func TestRenewalBacksOffAndStopsWhenSVIDExpires(t *testing.T) {
+func TestRenewalBacksOffUntilSVIDExpiry(t *testing.T) {
 	g, stop, err := newGateway(t.TempDir(), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +163,37 @@ func TestRenewalBacksOffAndStopsWhenSVIDExpires(t *testing.T) {
 	// About 5 s of SVID remain at the first renewal: attempts at +0, +1
 	// and +3 s, then it expires at +5 s. Retrying every second would fail
 	// five times.
-	if n := logs.count(msgRetrying); n == 0 || n > 3 {
-		t.Errorf("retried %d times in the SVID's last 5 s; want 1..3", n)
+	if n := logs.count(msgRetrying); n == 0 {
+		t.Error("no failed renewal was logged")
+	}
+	if n := logs.count(msgRetrying); n > 3 {
+		t.Errorf("retried %d times in the SVID's last 5 s; want at most 3", n)
+	}
+}
+
+func TestEnrollmentExpiryEnvironment(t *testing.T) {
+	want := time.Date(2026, 1, 2, 15, 4, 5, 600, time.UTC)
+	e := agentauth.Enrollment{Control: "https://127.0.0.1:1", BootstrapToken: "t", TrustBundle: "b", ExpiresAt: want}
+	for _, kv := range e.Environ() {
+		k, v, _ := cut(kv)
+		t.Setenv(k, v)
+	}
+	got, err := agentauth.EnrollmentFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.ExpiresAt.Equal(want) {
+		t.Errorf("ExpiresAt = %v; want %v", got.ExpiresAt, want)
+	}
+
+	for _, bad := range []string{"tomorrow", "2026-13-01T00:00:00Z", strings.Repeat("9", 10000)} {
+		t.Setenv(agentauth.EnvRunExpires, bad)
+		if _, err := agentauth.EnrollmentFromEnv(); err == nil {
+			t.Errorf("%s=%.20q accepted", agentauth.EnvRunExpires, bad)
+		}
+	}
+	t.Setenv(agentauth.EnvRunExpires, "")
+	if got, err := agentauth.EnrollmentFromEnv(); err != nil || !got.ExpiresAt.IsZero() {
+		t.Errorf("unset expiry: %v, %v; want zero and no error", got.ExpiresAt, err)
 	}
 }

@@ -53,7 +53,7 @@ func (a *Authorizer) storeError(d Decision, runID, msg, op string, err error) De
 
 func clip(s string) string {
 	if len(s) > maxDetailError {
-		return s[:maxDetailError] + "…"
+		return strings.ToValidUTF8(s[:maxDetailError], "") + "…"
 	}
 	return s
 }

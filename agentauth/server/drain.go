@@ -65,7 +65,7 @@ func (g *Gateway) drained(err error, open *connCounter) error {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	g.logger.Warn("drain deadline passed; cutting the calls still in flight",
+	g.logger.Warn("drain timed out; cutting the calls still in flight",
 		"drain", DrainTimeout, "connections", open.open.Load())
 	return nil
 }
