@@ -15,6 +15,11 @@
 //     name under Unicode case folding without being equal to it ("Method",
 //     "argumentſ"), at the top level, in params, in _meta and in the
 //     completion ref and argument
+//   - an object anywhere inside params.arguments of tools/call and
+//     prompts/get holding two member names equal under Unicode simple case
+//     folding ("path" and "PATH", "kind" and "\u212aind"): a Go tool
+//     server decoding arguments with encoding/json would read whichever
+//     comes last, while a grant condition on args.path checks the other
 //   - a jsonrpc other than "2.0", an id that is not a string or integer, a
 //     params that is not an object, and method-specific members of the
 //     wrong type

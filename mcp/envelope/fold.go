@@ -151,8 +151,8 @@ func checkName(f *foldFrame, names []foldSpan, arena []byte, s foldSpan, where s
 const maxQuotedName = 64
 
 func caseVariantError(first, second []byte, where string) *Error {
-	return errorf(KindCaseVariant, "an object in %s holds member names %q and %q, which differ only in case; "+
-		"a tool server may read either, so send each name once in one spelling",
+	return errorf(KindCaseVariant, "an object in %s contains member names %q and %q, which differ only in case. "+
+		"A tool server may read either, so send each name in one spelling only",
 		where, shorten(first), shorten(second))
 }
 

@@ -126,9 +126,9 @@ func readCall(name, args string) mcp.CallToolRequest {
 
 // TestCaseVariantArgumentsCannotBypassAGrantCondition sends arguments
 // whose "path" satisfies the grant's condition and whose "PATH" names a
-// secret file. Sent straight to the Go tool server, the secret is read;
-// through the gateway, the call is refused as malformed before it is
-// authorized or forwarded, and the refusal is in the audit log.
+// secret file. Sent straight to the Go tool server, the call reads the
+// secret. Through the gateway, it is rejected as malformed before it is
+// authorized or forwarded, and the rejection is in the audit log.
 func TestCaseVariantArgumentsCannotBypassAGrantCondition(t *testing.T) {
 	dir := t.TempDir()
 	allowed := filepath.Join(dir, "allowed")

@@ -17,8 +17,11 @@
 //  3. Strict decoding. The raw body is read under a size limit (gzip is
 //     inflated under the same limit; other encodings are refused) and
 //     checked by package envelope before mcp-go decodes it: no duplicate or
-//     case-variant member names, no batches, Mcp-Method and Mcp-Name must
-//     match the body.
+//     case-variant member names (inside the arguments too), no batches,
+//     Mcp-Method and Mcp-Name must match the body. A malformed request
+//     from an authenticated caller is recorded by the Auditor (the caller,
+//     its chain, the method when known and the error, nothing of the
+//     body) before it is answered.
 //  4. Authorization. tools/call, resources/read, resources/subscribe,
 //     prompts/get and completion/complete are decided by the Authorizer
 //     before anything is forwarded; tools/list, prompts/list,
@@ -51,10 +54,17 @@
 // internals. The one exception: a call pending approval from a session
 // whose client declared URL-mode elicitation is answered with MCP's
 // URL-elicitation-required error (-32042), whose data lists one URL
-// elicitation pointing at the approval page, next to the same fields. A body refused by the envelope decoder gets the JSON-RPC code
-// for its fault (-32700 or -32600) with reason malformed_request, and HTTP
-// 400, 413 or 415. An unauthenticated request gets HTTP 401.
+// elicitation pointing at the approval page, next to the same fields. A
+// body refused by the envelope decoder gets the JSON-RPC code for its
+// fault (-32700 or -32600) with reason malformed_request, and HTTP 400,
+// 413 or 415. An unauthenticated request gets HTTP 401; it is counted in
+// the metric agentauth.gateway.unauthenticated and logged at most once a
+// second, but not audited, so that a flood of them cannot fill the audit
+// log.
 //
-// Tools of changed definition are refused with tool_definition_changed;
-// quarantined tools are answered as unknown tools.
+// Tools of changed definition are refused with tool_definition_changed.
+// A call to a tool the gateway does not expose, unknown or quarantined, is
+// refused with tool_not_granted and a decision record, exactly as a call
+// to a tool the run holds no grant for, so the answer does not tell
+// whether the tool exists.
 package gateway

@@ -20,8 +20,8 @@ import (
 // cannot fill it.
 const MetricUnauthenticated = "agentauth.gateway.unauthenticated"
 
-// MetricMalformed counts malformed requests from authenticated callers;
-// each also has an audit record.
+// MetricMalformed counts malformed requests from authenticated callers.
+// Each of them also has an audit record.
 const MetricMalformed = "agentauth.gateway.malformed"
 
 // Bounds on what an audit record repeats of a refused request.
