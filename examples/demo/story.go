@@ -104,6 +104,7 @@ func (d *demo) startResearcher(ctx context.Context, sponsor *agentauth.Control) 
 		RunID:          resp.Run.ID,
 		SPIFFEID:       resp.Run.SPIFFEID,
 		TrustBundle:    bundlePath,
+		ExpiresAt:      resp.Run.ExpiresAt,
 	}
 	run, err := agentauth.JoinEnrollment(ctx, e)
 	if err != nil {
