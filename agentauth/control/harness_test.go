@@ -44,6 +44,7 @@ type harness struct {
 	sock    string
 	op      *oidcop.Provider
 	now     time.Time // zero means the real clock
+	noJWTs  bool      // leave Deps.JWTs nil
 	nowFunc func() time.Time
 }
 
@@ -73,7 +74,10 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatalf("open CA: %v", err)
 	}
-	deps := Deps{Signer: h.ca, SVIDs: h.ca, Bundles: h.ca, Now: h.clock}
+	deps := Deps{Signer: h.ca, SVIDs: h.ca, Bundles: h.ca, JWTs: h.ca, Now: h.clock}
+	if h.noJWTs {
+		deps.JWTs = nil
+	}
 	if h.manager != nil {
 		svc := ManagerServices{Manager: h.manager}
 		deps.Runs, deps.Approvals = svc, svc

@@ -46,6 +46,7 @@ func (s *Server) apiRoutes() []route {
 		{"POST", "/v1/runs/{id}/delegate", agentOnly, s.handleDelegate},
 		{"POST", "/v1/svid/exchange", anyone, s.handleExchange},
 		{"POST", "/v1/svid/renew", agentOnly, s.handleRenew},
+		{"POST", "/v1/svid/jwt", agentOnly, s.handleJWTSVID},
 		{"GET", "/v1/approvals", sponsorOnly, s.handleListApprovals},
 		{"GET", "/v1/approvals/{id}", sponsorOnly, s.handleGetApproval},
 		{"POST", "/v1/approvals/{id}/approve", sponsorOnly, s.handleApprove},

@@ -28,6 +28,9 @@ type Deps struct {
 	// Bundles verifies agents' SVIDs and supplies the bundle returned with
 	// a new SVID.
 	Bundles x509bundle.Source
+	// JWTs mints runs' JWT-SVIDs on POST /v1/svid/jwt; nil answers that
+	// route with unavailable.
+	JWTs JWTMinter
 	// Logger receives starts, stops and handled errors; nil discards them.
 	Logger *slog.Logger
 	// HTTPClient fetches the OpenID provider's discovery document and keys;

@@ -280,6 +280,7 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 		Signer:     g.Authority,
 		SVIDs:      g.Authority,
 		Bundles:    g.Authority,
+		JWTs:       g.Authority,
 		HTTPClient: g.oidcClient,
 		Logger:     logger.With("component", "control"),
 	})

@@ -90,6 +90,24 @@ type RenewRequest struct {
 	CSR string `json:"csr"`
 }
 
+// JWTSVIDRequest asks for a JWT-SVID of the calling run, which
+// authenticates with its X.509-SVID over mTLS.
+type JWTSVIDRequest struct {
+	// Audience is the single audience of the token: the gateway's SPIFFE
+	// ID, spiffe://<trust-domain>/agentauth/gateway, or a tool server's,
+	// spiffe://<trust-domain>/tools/<name>.
+	Audience string `json:"audience"`
+}
+
+// JWTSVID is a JWT-SVID of a run. Present it as an Authorization bearer
+// token; it is a secret until it expires.
+type JWTSVID struct {
+	Token     string    `json:"token"`
+	SPIFFEID  string    `json:"spiffe_id"`
+	Audience  string    `json:"audience"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 // SVID is a signed X.509-SVID with the trust bundle to verify peers.
 type SVID struct {
 	SPIFFEID string `json:"spiffe_id"`
