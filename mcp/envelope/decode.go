@@ -135,10 +135,10 @@ type pooledDecoder struct {
 	dec *jsontext.Decoder
 }
 
-func getDecoder(b []byte) *pooledDecoder {
+func getDecoder(b []byte, opts ...jsontext.Options) *pooledDecoder {
 	p := decoders.Get().(*pooledDecoder)
 	p.Reader.Reset(b)
-	p.dec.Reset(p.Reader)
+	p.dec.Reset(p.Reader, opts...)
 	return p
 }
 

@@ -5,21 +5,22 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// linearNames is how many names of one object are compared pairwise
-// before the object's folded names go into a map.
+// linearNames is how many names of one object are compared pairwise as
+// they are read. A larger object is sorted when it closes.
 const linearNames = 16
+
+var allowDuplicates = jsontext.AllowDuplicateNames(true)
 
 // foldFrame is one open object or array of a walk.
 type foldFrame struct {
-	object bool
-	first  int                 // index of the object's first name in names
-	seen   map[string]struct{} // folded names, once the object is large
+	first int // index of the object's first name in names
 }
 
 // foldSpan locates one name in the arena: the name as sent, then folded.
@@ -31,7 +32,9 @@ type foldSpan struct{ start, mid, end int }
 // would read whichever of the two comes last, while a grant condition on
 // the exact name checks the other.
 func checkFoldedNames(v json.RawMessage, where string) error {
-	pd := getDecoder(v)
+	// readTopLevel has already rejected duplicate names, so the walk
+	// skips the tokenizer's own check and its allocations.
+	pd := getDecoder(v, allowDuplicates)
 	defer putDecoder(pd)
 	dec := pd.dec
 	var (
@@ -46,10 +49,9 @@ func checkFoldedNames(v json.RawMessage, where string) error {
 			if err != nil {
 				return syntaxError(err)
 			}
-			f := &frames[len(frames)-1]
 			var s foldSpan
 			arena, s = appendName(arena, raw)
-			if err := checkName(f, names, arena, s, where); err != nil {
+			if err := checkName(names[frames[len(frames)-1].first:], arena, s, where); err != nil {
 				return err
 			}
 			names = append(names, s)
@@ -64,10 +66,13 @@ func checkFoldedNames(v json.RawMessage, where string) error {
 		}
 		switch tok.Kind() {
 		case '{', '[':
-			frames = append(frames, foldFrame{object: tok.Kind() == '{', first: len(names)})
+			frames = append(frames, foldFrame{first: len(names)})
 		case '}', ']':
-			names = names[:frames[len(frames)-1].first]
-			frames = frames[:len(frames)-1]
+			first := frames[len(frames)-1].first
+			if err := checkSorted(names[first:], arena, where); err != nil {
+				return err
+			}
+			names, frames = names[:first], frames[:len(frames)-1]
 		}
 	}
 }
@@ -119,31 +124,39 @@ func smallestFold(r rune) rune {
 }
 
 // checkName compares the folded name s with the names already read in
-// the object f.
-func checkName(f *foldFrame, names []foldSpan, arena []byte, s foldSpan, where string) error {
+// an object while it is small. Larger objects are checked once, by
+// checkSorted, when they close.
+func checkName(names []foldSpan, arena []byte, s foldSpan, where string) error {
+	if len(names) >= linearNames {
+		return nil
+	}
 	folded := arena[s.mid:s.end]
-	if f.seen == nil {
-		for _, other := range names[f.first:] {
-			if bytes.Equal(arena[other.mid:other.end], folded) {
-				return caseVariantError(arena[other.start:other.mid], arena[s.start:s.mid], where)
-			}
-		}
-		if len(names)-f.first < linearNames {
-			return nil
-		}
-		f.seen = make(map[string]struct{}, 2*linearNames)
-		for _, other := range names[f.first:] {
-			f.seen[string(arena[other.mid:other.end])] = struct{}{}
+	for _, other := range names {
+		if bytes.Equal(arena[other.mid:other.end], folded) {
+			return caseVariantError(arena[other.start:other.mid], arena[s.start:s.mid], where)
 		}
 	}
-	if _, dup := f.seen[string(folded)]; dup {
-		for _, other := range names[f.first:] {
-			if bytes.Equal(arena[other.mid:other.end], folded) {
-				return caseVariantError(arena[other.start:other.mid], arena[s.start:s.mid], where)
-			}
+	return nil
+}
+
+// checkSorted sorts the names of a closed object by their folded form and
+// compares neighbours, which costs O(n log n) for an object of n names.
+func checkSorted(names []foldSpan, arena []byte, where string) error {
+	if len(names) <= linearNames {
+		return nil
+	}
+	folded := func(s foldSpan) []byte { return arena[s.mid:s.end] }
+	slices.SortFunc(names, func(a, b foldSpan) int {
+		if c := bytes.Compare(folded(a), folded(b)); c != 0 {
+			return c
+		}
+		return a.start - b.start
+	})
+	for i := 1; i < len(names); i++ {
+		if a, b := names[i-1], names[i]; bytes.Equal(folded(a), folded(b)) {
+			return caseVariantError(arena[a.start:a.mid], arena[b.start:b.mid], where)
 		}
 	}
-	f.seen[string(folded)] = struct{}{}
 	return nil
 }
 

@@ -143,3 +143,17 @@ func TestErrorNamesTheMethodOnceKnown(t *testing.T) {
 		t.Fatalf("Decode = %#v, want no method before the message is read", err)
 	}
 }
+
+// BenchmarkDecodeManyArgumentNames decodes a tools/call whose arguments
+// object has 10,000 distinct names, the case checkSorted keeps at O(n log n).
+func BenchmarkDecodeManyArgumentNames(b *testing.B) {
+	body := []byte(call(manyNames(10_000, "")))
+	limits := DefaultLimits()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := Decode(body, limits); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
