@@ -14,7 +14,7 @@ import (
 // spiffe://<trust-domain>/tools/<server>. Send the token to the gateway's
 // /mcp endpoint as an Authorization bearer token from a process that
 // cannot present the SVID over mTLS. It lives for the gateway's JWT TTL
-// at most and never past the run's expiry; keep it secret until then.
+// at most and never past the run's expiry. Keep it secret until then.
 func (r *Run) JWTSVID(ctx context.Context, audience string) (string, error) {
 	if audience == "" {
 		audience = r.gateway.String()

@@ -12,7 +12,7 @@ import (
 	"github.com/agentauth/agentauth/agentauth/control/api"
 )
 
-// JWTMinter mints JWT-SVIDs; the SPIFFE authority implements it.
+// JWTMinter mints JWT-SVIDs. The SPIFFE authority implements it.
 type JWTMinter interface {
 	// MintJWTSVID mints a JWT-SVID for id with exactly one audience,
 	// living ttl capped at the configured JWT TTL.
@@ -34,6 +34,7 @@ func (s *Server) handleJWTSVID(w http.ResponseWriter, r *http.Request, c caller)
 		return
 	}
 	if aerr := s.checkAudience(req.Audience); aerr != nil {
+		s.log.Info("JWT-SVID request rejected", "run", c.agent.RunID, "err", aerr.Message)
 		writeError(w, aerr)
 		return
 	}
@@ -44,6 +45,7 @@ func (s *Server) handleJWTSVID(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	now := s.now()
 	if run.Status != RunActive || !now.Before(run.ExpiresAt) {
+		s.log.Info("JWT-SVID request rejected", "run", run.ID, "status", runState(run, now))
 		writeError(w, errForbidden(fmt.Sprintf("run %s is %s; start a new run", run.ID, runState(run, now))))
 		return
 	}

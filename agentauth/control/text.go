@@ -12,7 +12,7 @@ import (
 // that approvers read in terminals and pages: at most max bytes of valid
 // UTF-8 holding only printable characters and the ASCII space. Control
 // characters (C0, DEL, C1) and format characters such as bidirectional
-// overrides are refused, so a caller cannot forge table rows or send
+// overrides are rejected, so a caller cannot forge table rows or send
 // terminal escape sequences to the people who read the text.
 func checkText(field, s string, max int) *api.Error {
 	if len(s) > max {

@@ -122,7 +122,7 @@ func readBundle(td spiffeid.TrustDomain, path string) (*x509bundle.Bundle, error
 	return b, nil
 }
 
-// checkLoopback refuses a --listen address whose host is not loopback: the
+// checkLoopback rejects a --listen address whose host is not loopback: the
 // bridge relays every request with the run's SVID, so anyone who can reach
 // its port acts as the run.
 func checkLoopback(addr string) error {

@@ -103,8 +103,8 @@ func enforceUsage(cmd *cobra.Command) {
 	}
 }
 
-// runGroup runs a command that only groups subcommands: with no argument
-// it prints help; with one, the argument names no subcommand.
+// runGroup runs a command that only groups subcommands. With no argument
+// it prints help. An argument here names no subcommand, so it is an error.
 func runGroup(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return cmd.Help()
