@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ func FuzzServePost(f *testing.F) {
 	}
 	up := newFakeUpstream()
 	az := &fakeAuthorizer{approved: map[string]bool{}}
-	gw, err := New(Options{TrustDomain: td, Authorizer: az, Auditor: &memAuditor{}, Upstream: up,
+	auditor := &memAuditor{}
+	gw, err := New(Options{TrustDomain: td, Authorizer: az, Auditor: auditor, Upstream: up,
 		Tokens: tokens, MaxBodyBytes: 16 << 10})
 	if err != nil {
 		f.Fatal(err)
@@ -54,7 +56,13 @@ func FuzzServePost(f *testing.F) {
 		if name != "" {
 			req.Header.Set("Mcp-Name", name)
 		}
-		gw.ServeHTTP(httptest.NewRecorder(), req)
+		recordsBefore := countMalformed(auditor.records())
+		reply := httptest.NewRecorder()
+		gw.ServeHTTP(reply, req)
+		refused := reply.Code != http.StatusOK && strings.Contains(reply.Body.String(), `"reason":"malformed_request"`)
+		if n := countMalformed(auditor.records()) - recordsBefore; (n == 1) != refused || n > 1 {
+			t.Fatalf("HTTP %d %s left %d malformed-request records", reply.Code, reply.Body, n)
+		}
 		if up.callCount() == before {
 			return
 		}
@@ -72,4 +80,14 @@ func FuzzServePost(f *testing.F) {
 			t.Fatalf("forwarded a call the authorizer refuses: %+v", d)
 		}
 	})
+}
+
+func countMalformed(recs []Record) int {
+	n := 0
+	for _, r := range recs {
+		if r.Malformed {
+			n++
+		}
+	}
+	return n
 }
