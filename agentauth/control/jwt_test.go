@@ -2,9 +2,11 @@ package control
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 
 	"github.com/agentauth/agentauth/agentauth/control/api"
@@ -33,7 +35,8 @@ func TestMintJWTSVID(t *testing.T) {
 	}
 	for _, aud := range []string{"", "gateway", "https://example.org", "spiffe://other.example/agentauth/gateway",
 		"spiffe://" + h.td.Name() + "/agents/researcher/runs/" + run.ID, "spiffe://" + h.td.Name() + "/tools/a_b",
-		"spiffe://" + h.td.Name() + "/tools/", "spiffe://" + h.td.Name() + "/tools/a/b"} {
+		"spiffe://" + h.td.Name() + "/tools/", "spiffe://" + h.td.Name() + "/tools/a/b",
+		"spiffe://" + h.td.Name() + "/tools/" + strings.Repeat("a", 3000)} {
 		st, e := call(t, agent, "POST", h.tlsURL+"/v1/svid/jwt", "", api.JWTSVIDRequest{Audience: aud}, nil)
 		if st != http.StatusBadRequest || e.Code != api.CodeInvalidRequest {
 			t.Errorf("audience %q: status %d %+v; want 400 invalid_request", aud, st, e)
@@ -58,4 +61,27 @@ func TestMintJWTSVIDDisabled(t *testing.T) {
 	if st != http.StatusServiceUnavailable || e.Code != api.CodeUnavailable {
 		t.Errorf("status %d %+v; want 503 unavailable", st, e)
 	}
+}
+
+func FuzzCheckAudience(f *testing.F) {
+	h := newHarness(f)
+	for _, s := range []string{"spiffe://agentauth.local/agentauth/gateway", "spiffe://agentauth.local/tools/fs",
+		"spiffe://agentauth.local/tools/../agentauth/gateway", "spiffe://AGENTAUTH.local/tools/x", strings.Repeat("a", 3000)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, aud string) {
+		if h.srv.checkAudience(aud) != nil {
+			return
+		}
+		id, err := spiffeid.FromString(aud)
+		if err != nil || id.TrustDomain() != h.td || id.String() != aud {
+			t.Fatalf("accepted %q, which is not a SPIFFE ID of %s", aud, h.td)
+		}
+		if id != h.srv.gatewayID() && !strings.HasPrefix(id.Path(), "/tools/") {
+			t.Fatalf("accepted %q, neither the gateway nor a tool server", aud)
+		}
+		if len(aud) > maxAudienceBytes {
+			t.Fatalf("accepted a %d-byte audience", len(aud))
+		}
+	})
 }
