@@ -33,8 +33,14 @@ func (a auditLog) AppendOutcome(ctx context.Context, r Record) error {
 
 func toAudit(r Record, kind audit.Kind) audit.Record {
 	d := r.Decision
+	// The operator-only detail of a policy error belongs in the audit
+	// record, which the agent never reads; the agent saw only Message.
+	msg := d.Message
+	if d.Detail != "" {
+		msg += " (" + d.Detail + ")"
+	}
 	return audit.Record{
-		Time: r.Time, Kind: kind, Effect: d.Effect, Reason: d.Reason, Message: d.Message,
+		Time: r.Time, Kind: kind, Effect: d.Effect, Reason: d.Reason, Message: msg,
 		SponsorIssuer: d.SponsorIssuer, SponsorSubject: d.SponsorSubject, Chain: d.Chain,
 		RunID: r.RunID, Method: r.Method, TargetKind: r.Target.Kind, Server: r.Target.Server,
 		Tool: r.Target.Name, Arguments: r.Arguments, ArgumentsDigest: r.ArgumentsDigest,

@@ -4,9 +4,11 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/agentauth/agentauth/agentauth/audit"
+	"github.com/agentauth/agentauth/agentauth/authz"
 )
 
 // TestAuditLogRecordsDecisionAndOutcome runs a call with the real SQLite
@@ -51,5 +53,21 @@ func TestAuditLogRecordsDecisionAndOutcome(t *testing.T) {
 	}
 	if rep, err := l.Verify(context.Background()); err != nil {
 		t.Errorf("verify: %v %+v", err, rep)
+	}
+}
+
+func TestAuditRecordKeepsPolicyErrorDetail(t *testing.T) {
+	d := authz.Decision{Effect: authz.Deny, Reason: authz.ReasonPolicyError, GrantID: "read",
+		Message: "the policy could not decide this call",
+		Detail:  `condition of grant "read" failed to evaluate: no such key: path`}
+	rec := toAudit(Record{Decision: d}, audit.KindDecision)
+	if !strings.Contains(rec.Message, d.Detail) {
+		t.Errorf("audit message = %q, want it to hold the detail %q", rec.Message, d.Detail)
+	}
+	if rec.GrantID != "read" {
+		t.Errorf("audit grant = %q, want read", rec.GrantID)
+	}
+	if strings.Contains(denialMessage(d), "no such key") {
+		t.Errorf("the agent's message %q leaks the policy error", denialMessage(d))
 	}
 }
