@@ -29,6 +29,9 @@ SIGHUP reloads the policy.`,
 			if err != nil {
 				return err
 			}
+			if err := cfg.Validate(); err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
 			logger, err := server.NewLogger(os.Stderr, cfg.Log)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
