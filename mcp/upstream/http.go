@@ -9,13 +9,22 @@ import (
 	"github.com/agentauth/agentauth/agentauth/config"
 )
 
+// maxIdleConns is how many idle connections to one HTTP server are kept
+// for reuse.
+const maxIdleConns = 64
+
 // newHTTPTransport returns a Streamable HTTP transport to the server, with
 // the gateway's SVID when the server is configured with mtls and with the configured
 // headers on every request. With sessions, it keeps the standalone GET
 // stream open, on which a server of that revision sends list_changed
 // notifications.
 func newHTTPTransport(s config.Server, opts *Options, sessions bool) (transport.Interface, error) {
-	hc := &http.Client{}
+	// A transport of its own, whose idle pool holds a connection for each
+	// concurrent call: the default keeps two per host, so under load every
+	// further call would open (and then close) a new connection.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = maxIdleConns, maxIdleConns
+	hc := &http.Client{Transport: tr}
 	if s.MTLS {
 		if opts.TLSConfig == nil {
 			return nil, fmt.Errorf("server %q has mtls set but the gateway has no TLS configuration", s.Name)
@@ -24,7 +33,7 @@ func newHTTPTransport(s config.Server, opts *Options, sessions bool) (transport.
 		if err != nil {
 			return nil, fmt.Errorf("server %q: TLS configuration: %w", s.Name, err)
 		}
-		hc.Transport = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
+		tr.TLSClientConfig, tr.ForceAttemptHTTP2 = tc, true
 	}
 	// NOTE: an HTTP server is only noticed down when a call fails at the
 	// transport level; there is no probe while it is idle, so its tools stay
@@ -37,9 +46,9 @@ func newHTTPTransport(s config.Server, opts *Options, sessions bool) (transport.
 	if sessions {
 		topts = append(topts, transport.WithContinuousListening())
 	}
-	tr, err := transport.NewStreamableHTTP(s.URL, topts...)
+	t, err := transport.NewStreamableHTTP(s.URL, topts...)
 	if err != nil {
 		return nil, fmt.Errorf("server %q: %w", s.Name, err)
 	}
-	return tr, nil
+	return t, nil
 }
