@@ -38,11 +38,6 @@ type admitted struct {
 	caller    Caller
 	forwarded atomic.Bool
 	end       func() // ends its in-flight record
-	// token is the call's signed transaction token, or tokenErr why it
-	// could not be signed. Both are set only for an allowed call, once its
-	// decision record is committed.
-	token    string
-	tokenErr error
 }
 
 type admittedKey struct{}
@@ -88,7 +83,7 @@ func (g *Gateway) admit(ctx context.Context, r *http.Request, msg *envelope.Mess
 	default:
 		a.decision = g.decide(ctx, p, a)
 	}
-	if err := g.appendAndSign(ctx, a); err != nil {
+	if err := g.appendDecision(ctx, a); err != nil {
 		g.opts.Logger.Error("audit append failed; call denied", "run_id", p.RunID, "txn", a.txn, "error", err)
 		a.decision = denied(authz.ReasonAuditUnavailable, "the audit log is unavailable, so no call can go ahead")
 	}
@@ -108,24 +103,6 @@ func (g *Gateway) appendDecision(ctx context.Context, a *admitted) error {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
 	return g.opts.Auditor.AppendDecision(actx, g.record(ctx, a))
-}
-
-// appendAndSign commits the decision record and, for an allowed call,
-// signs its transaction token meanwhile: signing takes about as long as
-// the commit, and the token leaves the gateway only once the record is
-// committed, since a failed commit denies the call.
-func (g *Gateway) appendAndSign(ctx context.Context, a *admitted) error {
-	if !a.decision.Allowed() {
-		return g.appendDecision(ctx, a)
-	}
-	signed := make(chan struct{})
-	go func() {
-		defer close(signed)
-		a.token, a.tokenErr = g.issueToken(a)
-	}()
-	err := g.appendDecision(ctx, a)
-	<-signed
-	return err
 }
 
 // resolveTarget fills a.target from the message. It returns false for a

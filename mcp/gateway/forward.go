@@ -37,10 +37,7 @@ func claim(ctx context.Context, method, exposed string) (*admitted, error) {
 // request builds the upstream request of an admitted call, with its
 // transaction token in _meta and in the Txn-Token header.
 func (g *Gateway) request(ctx context.Context, a *admitted) (upstream.Request, error) {
-	token, err := a.token, a.tokenErr
-	if err == nil && token == "" {
-		err = errors.New("no transaction token was signed for the call")
-	}
+	token, err := g.issueToken(a)
 	if err != nil {
 		g.opts.Logger.Error("transaction token not issued; call stopped", "txn", a.txn, "error", err)
 		return upstream.Request{}, errors.New("the gateway could not sign the call's transaction token")
