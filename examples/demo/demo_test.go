@@ -205,8 +205,21 @@ func checkTrace(t *testing.T, ctx context.Context, j *jaegertest.Jaeger, res *de
 	if !descends(tr, *chainedRead, digestCall.SpanID) {
 		t.Errorf("the chained read span does not descend from the digest call span")
 	}
+	// The gateway's client span of the forwarded digest call sits between
+	// the two: the tool server continued the trace from it.
+	var clientSpan *jaegertest.Span
+	for _, c := range tr.Children(digestCall.SpanID) {
+		if c.Kind == "client" && c.Name == "tools/call summarize_file" {
+			clientSpan = &c
+		}
+	}
+	if clientSpan == nil {
+		t.Errorf("no upstream client span under the digest call")
+	} else if !descends(tr, *chainedRead, clientSpan.SpanID) {
+		t.Errorf("the chained read does not descend from the upstream client span")
+	}
 	for _, s := range tr.Spans {
-		if !strings.HasPrefix(s.Name, "tools/call ") {
+		if !strings.HasPrefix(s.Name, "tools/call ") || s.Kind != "server" {
 			continue
 		}
 		for _, key := range []string{"mcp.method.name", "gen_ai.tool.name", "agentauth.decision",

@@ -37,7 +37,8 @@ type admitted struct {
 	runID     string // the run the call acts for
 	caller    Caller
 	forwarded atomic.Bool
-	end       func() // ends its in-flight record
+	end       func()     // ends its in-flight record and its client span
+	client    trace.Span // span of the forwarded call, set by request
 }
 
 type admittedKey struct{}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentauth/agentauth/mcp/txntoken"
 	"github.com/agentauth/agentauth/mcp/upstream"
+	"github.com/agentauth/agentauth/traces"
 )
 
 // errNotAdmitted guards the forwarding path: nothing reaches a tool server
@@ -42,8 +43,17 @@ func (g *Gateway) request(ctx context.Context, a *admitted) (upstream.Request, e
 		g.opts.Logger.Error("transaction token not issued; call stopped", "txn", a.txn, "error", err)
 		return upstream.Request{}, errors.New("the gateway could not sign the call's transaction token")
 	}
-	meta, err := json.Marshal(g.forwardMeta(ctx, a, token))
+	// The client span of the forwarded call is the parent that the tool
+	// server continues from _meta, so its own spans, and calls it makes in
+	// turn, hang under this hop in the trace.
+	clientCtx, client := g.opts.Tracer.Start(ctx, traces.SpanName(a.method, a.target.Name),
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(traces.Request{Method: a.method, Target: a.target.Name}.Attributes()...),
+		trace.WithAttributes(traces.AttrServer.String(a.target.Server), traces.AttrRunID.String(a.runID)),
+		trace.WithAttributes(traces.ChainAttributes(a.decision.Chain)...))
+	meta, err := json.Marshal(g.forwardMeta(clientCtx, a, token))
 	if err != nil {
+		client.End()
 		return upstream.Request{}, fmt.Errorf("encode _meta: %w", err)
 	}
 	r := upstream.Request{
@@ -53,7 +63,12 @@ func (g *Gateway) request(ctx context.Context, a *admitted) (upstream.Request, e
 	if _, ok := a.meta["progressToken"]; ok {
 		r.Progress = g.relayProgress(ctx)
 	}
-	a.end = g.inflight.begin(ctx, a)
+	endInflight := g.inflight.begin(ctx, a)
+	a.client = client
+	a.end = func() {
+		endInflight()
+		client.End()
+	}
 	return r, nil
 }
 
@@ -238,11 +253,19 @@ func (g *Gateway) recordOutcome(ctx context.Context, a *admitted, toolError bool
 		rec.Outcome, rec.Error = "canceled", err.Error()
 	case err != nil:
 		rec.Outcome, rec.Error = "unavailable", err.Error()
-		span.SetStatus(codes.Error, "upstream call failed")
-		span.SetAttributes(attribute.String("error.type", string(upstream.Reason(err))))
+		for _, s := range []trace.Span{span, a.client} {
+			if s != nil {
+				s.SetStatus(codes.Error, "upstream call failed")
+				s.SetAttributes(attribute.String("error.type", string(upstream.Reason(err))))
+			}
+		}
 	case toolError:
 		rec.Outcome = "tool_error"
-		span.SetAttributes(attribute.String("error.type", "tool_error"))
+		for _, s := range []trace.Span{span, a.client} {
+			if s != nil {
+				s.SetAttributes(attribute.String("error.type", "tool_error"))
+			}
+		}
 	default:
 		rec.Outcome = "ok"
 	}
