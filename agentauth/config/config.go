@@ -89,9 +89,9 @@ type Audit struct {
 	Retention       time.Duration `yaml:"retention"`
 	// Sync is "normal" or "full". With normal, a record is written to the
 	// log's write-ahead file before the call goes on, so it survives the
-	// gateway being killed; an operating-system crash or power loss can
-	// lose the last commits. With full, every group commit is also
-	// fsynced, at the cost of the disk's fsync latency on every call.
+	// gateway being killed. An operating-system crash or power loss can
+	// still lose the last commits. With full, every group commit is also
+	// fsynced, which adds the disk's fsync latency to every call.
 	Sync string `yaml:"sync"`
 }
 
@@ -324,7 +324,7 @@ func (c *Config) validateServers() []error {
 		}
 		for _, k := range slices.Sorted(maps.Keys(s.Headers)) {
 			if strings.Contains(s.Headers[k], "${") {
-				errs = append(errs, fmt.Errorf("servers[%d] %q: header %s holds an unexpanded \"${\"; "+
+				errs = append(errs, fmt.Errorf("servers[%d] %q: header %s contains an unexpanded \"${\"; "+
 					"the configuration does not expand environment variables, so write the value itself", i, s.Name, k))
 			}
 		}

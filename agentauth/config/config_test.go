@@ -136,7 +136,7 @@ func TestValidateReportsEveryValue(t *testing.T) {
 		`listen.mcp "127.0.0.1"`, `listen.control "127.0.0.1:99999"`, "audit.retention", "missing.yaml",
 		"ca.svid_ttl (2h0m0s) is longer than ca.signing_ttl", "ca.jwt_ttl (2h0m0s) is longer",
 		"ca.signing_ttl (1h0m0s) is longer than ca.root_ttl", `name "my_fs"`,
-		"header Authorization holds an unexpanded", "does not expand environment variables",
+		"header Authorization contains an unexpanded", "does not expand environment variables",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate error lacks %q:\n%v", want, err)

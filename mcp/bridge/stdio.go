@@ -239,7 +239,7 @@ func (s *stdio) write(msg []byte) {
 	_, _ = s.out.Write(compact.Bytes())
 }
 
-// fail answers request id with a JSON-RPC internal error.
+// fail replies to request id with a JSON-RPC internal error.
 func (s *stdio) fail(id json.RawMessage, message string) {
 	if len(id) == 0 {
 		return

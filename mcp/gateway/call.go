@@ -80,7 +80,7 @@ func (g *Gateway) admit(ctx context.Context, r *http.Request, msg *envelope.Mess
 	case !g.resolveTarget(a, msg):
 		a.decision = g.unknownToolDecision(ctx, p, a, principalErr)
 	case principalErr != nil:
-		a.decision = denied(authz.ReasonTxnTokenInvalid, "transaction token refused: "+principalErr.Error())
+		a.decision = denied(authz.ReasonTxnTokenInvalid, "invalid transaction token: "+principalErr.Error())
 	default:
 		a.decision = g.decide(ctx, p, a)
 	}

@@ -39,7 +39,7 @@ type rpcErrorResponse struct {
 	Error   rpcError        `json:"error"`
 }
 
-// writeDenial answers a request with a denial. Requests (with an id) get
+// writeDenial replies to a request with a denial. Requests (with an id) get
 // HTTP 200 and a JSON-RPC error; a denied notification gets 403.
 func writeDenial(w http.ResponseWriter, id json.RawMessage, msg string, data DenialData) {
 	raw := id
@@ -71,7 +71,7 @@ func denialMessage(d authz.Decision) string {
 	return "call denied: " + string(d.Reason)
 }
 
-// writeMalformed answers a body the envelope decoder refused, with the
+// writeMalformed replies to a body the envelope decoder rejected, with the
 // JSON-RPC code for its kind (-32700 or -32600) and HTTP 400, 413 or 415.
 func writeMalformed(w http.ResponseWriter, err error) {
 	code, status, kind := envelope.CodeInvalidRequest, http.StatusBadRequest, envelope.Kind("")
@@ -99,7 +99,7 @@ type approvalElicitation struct {
 	DenialData
 }
 
-// writeApprovalURL answers a call pending approval with MCP's
+// writeApprovalURL replies to a call pending approval with MCP's
 // URL-elicitation-required error (-32042), whose elicitation points the
 // person at the client to the approval page.
 func writeApprovalURL(w http.ResponseWriter, id json.RawMessage, data DenialData) {

@@ -23,7 +23,7 @@ import (
 
 // errNotAdmitted guards the forwarding path: nothing reaches a tool server
 // without a decision made for exactly this call.
-var errNotAdmitted = errors.New("call refused: it carries no authorization decision")
+var errNotAdmitted = errors.New("call rejected: it carries no authorization decision")
 
 // claim returns the admitted request for method and exposed name, once.
 func claim(ctx context.Context, method, exposed string) (*admitted, error) {

@@ -18,15 +18,15 @@ import (
 	"github.com/agentauth/agentauth/mcp/txntoken"
 )
 
-// DefaultMaxBodyBytes bounds a request body unless Options says otherwise.
+// DefaultMaxBodyBytes bounds a request body unless Options sets another limit.
 const DefaultMaxBodyBytes = 4 << 20
 
 // DefaultSessionIdleTTL is how long a session may sit idle before the
-// gateway ends it and forgets its binding.
+// gateway ends it and drops its binding.
 const DefaultSessionIdleTTL = 30 * time.Minute
 
 // DefaultApprovalWait is how long a call needing approval waits for a
-// human before it is answered with the pending approval's id.
+// human before the gateway replies with the pending approval's id.
 const DefaultApprovalWait = 30 * time.Second
 
 // Options configure a Gateway. TrustDomain, Authorizer, Auditor, Upstream
@@ -42,7 +42,7 @@ type Options struct {
 	Tokens     *txntoken.Issuer
 	// JWT validates bearer JWT-SVIDs; nil accepts mTLS only.
 	JWT JWTValidator
-	// Approvals lets approval-required calls wait; nil answers at once
+	// Approvals lets approval-required calls wait; nil replies at once
 	// with the pending approval.
 	Approvals    Approvals
 	ApprovalWait time.Duration

@@ -52,12 +52,12 @@ func newRefusals(mp metric.MeterProvider) (*refusals, error) {
 	return &r, nil
 }
 
-// refuseUnauthenticated answers a request without a valid credential. It
+// refuseUnauthenticated rejects a request without a valid credential. It
 // is counted and logged at most once a second, never audited.
 func (g *Gateway) refuseUnauthenticated(w http.ResponseWriter, r *http.Request, err error) {
 	g.refused.unauthenticated.Add(r.Context(), 1)
 	if ok, suppressed := g.refused.log.allow(g.opts.Now()); ok {
-		g.opts.Logger.Info("refused unauthenticated request", "remote", r.RemoteAddr, "error", err,
+		g.opts.Logger.Info("rejected unauthenticated request", "remote", r.RemoteAddr, "error", err,
 			"suppressed_since_last", suppressed)
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="agentauth"`)
@@ -65,7 +65,7 @@ func (g *Gateway) refuseUnauthenticated(w http.ResponseWriter, r *http.Request, 
 }
 
 // refuseMalformed records a malformed request of an authenticated caller
-// in the audit log, then answers it. msg is nil when the body could not
+// in the audit log, then rejects it. msg is nil when the body could not
 // be decoded.
 func (g *Gateway) refuseMalformed(w http.ResponseWriter, r *http.Request, msg *envelope.Message, err error) {
 	ctx := r.Context()
@@ -101,7 +101,7 @@ func (g *Gateway) malformedRecord(ctx context.Context, method string, err error)
 		Decision: d, Malformed: true, Time: g.opts.Now()}
 }
 
-// chainDecision asks the Authorizer about a zero Target, which it denies
+// chainDecision calls the Authorizer with a zero Target, which it denies
 // without side effects, to learn the sponsor and delegation chain of the
 // run p acts for. When the run is unknown the chain is the caller alone.
 func (g *Gateway) chainDecision(ctx context.Context, p principal, caller Caller) authz.Decision {
@@ -117,12 +117,12 @@ func (g *Gateway) chainDecision(ctx context.Context, p principal, caller Caller)
 
 // unknownToolDecision denies a call to a tool the gateway does not expose
 // (unknown, or quarantined) exactly as it denies one the run holds no
-// grant for, so that the answer does not tell whether the tool exists. A
+// grant for, so that the denial does not reveal whether the tool exists. A
 // run that may not call anything gets the same run-level reason as for
 // any tool.
 func (g *Gateway) unknownToolDecision(ctx context.Context, p principal, a *admitted, principalErr error) authz.Decision {
 	if principalErr != nil {
-		return denied(authz.ReasonTxnTokenInvalid, "transaction token refused: "+principalErr.Error())
+		return denied(authz.ReasonTxnTokenInvalid, "invalid transaction token: "+principalErr.Error())
 	}
 	d := g.chainDecision(ctx, p, a.caller)
 	d.Effect, d.GrantID, d.ApprovalID = authz.Deny, "", ""

@@ -83,7 +83,7 @@ func TestUnauthenticatedRequestsAreCountedNotAudited(t *testing.T) {
 	if n := counterValue(t, reader, MetricUnauthenticated); n != 12 {
 		t.Errorf("%s = %d, want 12", MetricUnauthenticated, n)
 	}
-	if n := strings.Count(logs.String(), "refused unauthenticated request"); n != 1 {
+	if n := strings.Count(logs.String(), "rejected unauthenticated request"); n != 1 {
 		t.Errorf("%d log lines for 12 refusals within one second, want 1:\n%s", n, logs.String())
 	}
 	now = now.Add(2 * time.Second)
