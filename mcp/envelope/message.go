@@ -88,3 +88,7 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{MaxBytes: 4 << 20, MaxDepth: 64}
 }
+
+// OtherParams reports whether params has members that no field of Message
+// represents (such as the task of a task-augmented call).
+func (m *Message) OtherParams() bool { return len(m.rest) > 0 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -101,12 +100,7 @@ const (
 
 func benchStack(b *testing.B, mode benchAudit) (direct, through *client.Client) {
 	toolURL := benchToolServer(b)
-	db, err := sql.Open("sqlite", filepath.Join(b.TempDir(), "pins.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	set, err := upstream.New(context.Background(), []config.Server{{Name: "bench", URL: toolURL}}, upstream.Options{DB: db})
+	set, err := upstream.New(context.Background(), []config.Server{{Name: "bench", URL: toolURL}}, upstream.Options{DB: pinsDB(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -66,6 +66,10 @@ func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg *envelo
 		return
 	}
 	ctx = context.WithValue(ctx, admittedKey{}, a)
+	if ru, ok := g.direct(r, msg, a); ok {
+		g.answerTool(ctx, w, msg, a, ru)
+		return
+	}
 	g.http.ServeHTTP(w, r.WithContext(ctx))
 }
 

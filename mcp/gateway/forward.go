@@ -187,6 +187,12 @@ func (c completer) complete(ctx context.Context, arg mcp.CompleteArgument, cc mc
 }
 
 func (g *Gateway) issueToken(a *admitted) (string, error) {
+	tok, _, err := g.opts.Tokens.Issue(g.tokenClaims(a))
+	return tok, err
+}
+
+// tokenClaims are the claims of the call's transaction token.
+func (g *Gateway) tokenClaims(a *admitted) txntoken.Claims {
 	chain := make([]string, 0, len(a.decision.Chain)+1)
 	for _, h := range a.decision.Chain {
 		chain = append(chain, h.SPIFFEID)
@@ -194,14 +200,13 @@ func (g *Gateway) issueToken(a *admitted) (string, error) {
 	if len(chain) == 0 || chain[len(chain)-1] != a.caller.ID.String() {
 		chain = append(chain, a.caller.ID.String())
 	}
-	tok, _, err := g.opts.Tokens.Issue(txntoken.Claims{
+	return txntoken.Claims{
 		Subject: a.decision.SponsorSubject, SponsorIssuer: a.decision.SponsorIssuer,
 		Audience: ToolServerID(g.opts.TrustDomain, a.target.Server).String(),
 		RunID:    a.runID, Txn: a.txn, Actor: txntoken.NewActor(chain),
 		Scope:           txntoken.Scope{Server: a.target.Server, Tool: a.target.Name, Grant: a.decision.GrantID},
 		ArgumentsDigest: txntoken.ArgumentsDigest(a.arguments),
-	})
-	return tok, err
+	}
 }
 
 // forwardMeta is the client's _meta without any gateway-reserved or

@@ -28,6 +28,9 @@ type Tool struct {
 	Status     PinStatus
 	Digest     string
 	Reason     string // quarantine reason, empty unless quarantined
+	// paramHeaders is set when the input schema mirrors arguments into
+	// Mcp-Param-* headers.
+	paramHeaders bool
 }
 
 // Prompt is one upstream prompt; Definition.Name is namespaced.
@@ -111,6 +114,7 @@ func (c *conn) admit(ctx context.Context, def mcp.Tool, listed int) (Tool, error
 	server, pins := c.cfg.Name, c.set.pins
 	t := Tool{Server: server, Upstream: def.Name, Definition: def}
 	t.Definition.Name = JoinName(server, def.Name)
+	t.paramHeaders = len(mcp.ExtractParamHeaderBindings(&def)) > 0
 
 	reason := ""
 	if err := validToolName(server, def.Name); err != nil {
@@ -244,3 +248,7 @@ func (c *conn) setStatus(name string, status PinStatus) {
 		c.catalog.tools[name] = t
 	}
 }
+
+// ParamHeaders reports whether the tool's input schema mirrors arguments
+// into Mcp-Param-* headers.
+func (t Tool) ParamHeaders() bool { return t.paramHeaders }

@@ -1,0 +1,331 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agentauth/agentauth/agentauth/config"
+	"github.com/agentauth/agentauth/mcp/txntoken"
+	"github.com/agentauth/agentauth/mcp/upstream"
+)
+
+// rawID marks the JSON-RPC ids of calls the upstream set encodes itself;
+// mcp-go's client numbers its requests instead.
+const rawID = `"agentauth-`
+
+// toolCall is one tools/call as a tool server received it.
+type toolCall struct {
+	id     string
+	header http.Header
+	params map[string]json.RawMessage
+}
+
+// wire records the tools/call requests that reach a tool server.
+type wire struct {
+	next http.Handler
+	mu   sync.Mutex
+	got  []toolCall
+}
+
+func (wr *wire) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var msg struct {
+		ID     json.RawMessage            `json:"id"`
+		Method string                     `json:"method"`
+		Params map[string]json.RawMessage `json:"params"`
+	}
+	if json.Unmarshal(body, &msg) == nil && msg.Method == "tools/call" {
+		wr.mu.Lock()
+		wr.got = append(wr.got, toolCall{id: string(msg.ID), header: r.Header.Clone(), params: msg.Params})
+		wr.mu.Unlock()
+	}
+	wr.next.ServeHTTP(w, r)
+}
+
+func (wr *wire) calls() []toolCall {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	return append([]toolCall(nil), wr.got...)
+}
+
+func (wr *wire) last(t *testing.T) toolCall {
+	t.Helper()
+	got := wr.calls()
+	if len(got) == 0 {
+		t.Fatal("the tool server received no tools/call")
+	}
+	return got[len(got)-1]
+}
+
+// echoArgs answers with the exact argument bytes it received.
+func echoArgs(_ context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	return mcp.NewToolResultText(string(r.Params.RawArguments)), nil
+}
+
+// startGoToolServers serves two Go tool servers over Streamable HTTP on
+// 127.0.0.1: calc (add echoes its arguments, block fails the request)
+// and fs (read echoes, slow returns a tool error after any progress).
+func startGoToolServers(t *testing.T) (servers []config.Server, calc, fs *wire) {
+	t.Helper()
+	start := func(name string, tools map[string]server.ToolHandlerFunc) *wire {
+		s := server.NewMCPServer(name, "1", server.WithToolCapabilities(true))
+		for tool, h := range tools {
+			s.AddTool(mcp.NewToolWithRawSchema(tool, tool, json.RawMessage(`{"type":"object"}`)), h)
+		}
+		wr := &wire{next: server.NewStreamableHTTPServer(s)}
+		ts := httptest.NewServer(wr)
+		t.Cleanup(ts.Close)
+		servers = append(servers, config.Server{Name: name, URL: ts.URL + "/mcp"})
+		return wr
+	}
+	calc = start("calc", map[string]server.ToolHandlerFunc{
+		"add": echoArgs,
+		"block": func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return nil, errors.New("disk on fire")
+		},
+	})
+	fs = start("fs", map[string]server.ToolHandlerFunc{
+		"read":  echoArgs,
+		"write": echoArgs,
+		"slow": func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if r.Params.Meta != nil && r.Params.Meta.ProgressToken != nil {
+				_ = server.ServerFromContext(ctx).SendNotificationToClient(ctx, "notifications/progress",
+					map[string]any{"progressToken": r.Params.Meta.ProgressToken, "progress": 1, "total": 2})
+				// mcp-go delivers notifications on their own goroutines, so
+				// one sent just before the result can arrive after it.
+				time.Sleep(100 * time.Millisecond)
+			}
+			return mcp.NewToolResultError("half done"), nil
+		},
+	})
+	return servers, calc, fs
+}
+
+// realUpstream puts a real upstream set over the Go tool servers in front
+// of the harness's gateway.
+func realUpstream(t *testing.T, servers []config.Server, opts upstream.Options) func(*Options) {
+	t.Helper()
+	opts.DB = pinsDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	set, err := upstream.New(ctx, servers, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = set.Close() })
+	return func(o *Options) { o.Upstream = set }
+}
+
+// pinsDB opens a SQLite file for the pin table as the gateway does, with
+// WAL and a busy timeout, since servers list their tools concurrently.
+func pinsDB(t testing.TB) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "pins.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func textOf(t *testing.T, res *mcp.CallToolResult) string {
+	t.Helper()
+	var b strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String()
+}
+
+func TestDirectAnswerForwardsWhatWasAuthorized(t *testing.T) {
+	servers, calc, _ := startGoToolServers(t)
+	h := newHarness(t, realUpstream(t, servers, upstream.Options{}))
+	args := `{"a":1,"n":9007199254740993,"s":"\u00e9"}`
+
+	for _, era := range []struct {
+		name, version string
+		direct        bool
+	}{{"stateless", "", true}, {"sessions", "2025-11-25", false}} {
+		t.Run(era.name, func(t *testing.T) {
+			c := h.client(t, runID(runA), era.version)
+			res, err := c.CallTool(context.Background(), callReq("calc__add", args))
+			if err != nil || res.IsError {
+				t.Fatalf("call: %v %+v", err, res)
+			}
+			if got := textOf(t, res); got != args {
+				t.Errorf("tool server received %s, want the exact bytes %s", got, args)
+			}
+			got := calc.last(t)
+			if direct := strings.HasPrefix(got.id, rawID); direct != era.direct {
+				t.Errorf("request id %s: answered directly = %v, want %v", got.id, direct, era.direct)
+			}
+			var meta map[string]any
+			if err := json.Unmarshal(got.params["_meta"], &meta); err != nil {
+				t.Fatalf("_meta on the wire: %v", err)
+			}
+			tok, _ := meta[txntoken.MetaKey].(string)
+			if tok == "" || got.header.Get(txntoken.Header) != tok {
+				t.Fatal("transaction token missing from _meta or the Txn-Token header")
+			}
+			claims, err := h.tokens.Verifier().Verify(tok, "spiffe://example.org/tools/calc")
+			if err != nil {
+				t.Fatalf("forwarded token does not verify: %v", err)
+			}
+			if claims.RunID != runA || claims.Scope.Tool != "add" || claims.ArgumentsDigest != txntoken.ArgumentsDigest(json.RawMessage(args)) {
+				t.Errorf("claims = %+v", claims)
+			}
+			if _, ok := meta["traceparent"]; !ok {
+				t.Errorf("no traceparent in the forwarded _meta: %v", meta)
+			}
+		})
+	}
+	h.gw.Flush()
+	h.audit.mu.Lock()
+	defer h.audit.mu.Unlock()
+	if len(h.audit.decisions) != 2 || len(h.audit.outcomes) != 2 {
+		t.Fatalf("decisions=%d outcomes=%d, want 2 and 2", len(h.audit.decisions), len(h.audit.outcomes))
+	}
+	for i, o := range h.audit.outcomes {
+		if o.Outcome != "ok" || o.Txn != h.audit.decisions[i].Txn {
+			t.Errorf("outcome %d = %+v", i, o)
+		}
+	}
+}
+
+func TestDirectAnswerFailures(t *testing.T) {
+	servers, calc, fs := startGoToolServers(t)
+	h := newHarness(t, realUpstream(t, servers, upstream.Options{}))
+	c := h.client(t, runID(runA), "")
+
+	_, err := c.CallTool(context.Background(), callReq("calc__block", `{}`))
+	if err == nil || !strings.Contains(err.Error(), `tool server "calc" failed`) || !strings.Contains(err.Error(), "disk on fire") {
+		t.Errorf("failing server: err = %v, want the server named with its message", err)
+	}
+	res, err := c.CallTool(context.Background(), callReq("fs__slow", `{}`))
+	if err != nil || !res.IsError || textOf(t, res) != "half done" {
+		t.Errorf("tool error: err %v, result %+v; want the tool's error result", err, res)
+	}
+	before := len(calc.calls()) + len(fs.calls())
+	for _, call := range []mcp.CallToolRequest{
+		callReq("fs__write", `{}`),                       // not granted
+		callReq("fs__read", `{"path":"/etc/passwd"}`),    // condition false
+		callReq("calc__add", `{"a":1,"a":2}`),            // duplicate key
+		callReq("calc__add", `{"a":1,"A":2}`),            // case variant
+		callReq("calc__nonexistent", `{}`),               // unknown tool
+		callReq("calc__add", `{"nested":{"x":1,"x":1}}`), // duplicate inside
+	} {
+		if res, err := c.CallTool(context.Background(), call); err == nil && !res.IsError {
+			t.Errorf("%s %s went through", call.Params.Name, call.Params.Arguments)
+		}
+	}
+	if after := len(calc.calls()) + len(fs.calls()); after != before {
+		t.Errorf("%d refused calls reached a tool server", after-before)
+	}
+
+	h.gw.Flush()
+	h.audit.mu.Lock()
+	defer h.audit.mu.Unlock()
+	outcomes := map[string]string{}
+	for _, o := range h.audit.outcomes {
+		outcomes[o.Target.Server+"/"+o.Target.Name] = o.Outcome
+	}
+	if outcomes["calc/block"] != "unavailable" || outcomes["fs/slow"] != "tool_error" {
+		t.Errorf("outcomes = %v, want calc/block unavailable and fs/slow tool_error", outcomes)
+	}
+}
+
+func TestGeneralPathServesWhatDirectCannot(t *testing.T) {
+	servers, _, fs := startGoToolServers(t)
+	h := newHarness(t, realUpstream(t, servers, upstream.Options{}))
+
+	// A progress token needs mcp-go's server to relay the notifications.
+	var mu sync.Mutex
+	var progress []float64
+	c := h.client(t, runID(runA), "")
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == "notifications/progress" {
+			mu.Lock()
+			p, _ := n.Params.AdditionalFields["progress"].(float64)
+			progress = append(progress, p)
+			mu.Unlock()
+		}
+	})
+	req := callReq("fs__slow", `{}`)
+	req.Params.Meta = &mcp.Meta{ProgressToken: "p-1"}
+	if _, err := c.CallTool(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if id := fs.last(t).id; strings.HasPrefix(id, rawID) {
+		t.Errorf("a call with a progress token was answered directly (id %s)", id)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		got := append([]float64(nil), progress...)
+		mu.Unlock()
+		if len(got) == 1 && got[0] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("progress notifications = %v, want [1]", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A client that takes sampling requests may be asked for one.
+	sampler := samplingClient(t, h)
+	if _, err := sampler.CallTool(context.Background(), callReq("fs__read", `{"path":"/granted/x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if id := fs.last(t).id; strings.HasPrefix(id, rawID) {
+		t.Errorf("a call from a sampling client was answered directly (id %s)", id)
+	}
+}
+
+// samplingClient connects a stateless mcp-go client that declares sampling.
+func samplingClient(t *testing.T, h *harness) *client.Client {
+	t.Helper()
+	tr, err := transport.NewStreamableHTTP(h.url, transport.WithHTTPBasicClient(h.ca.httpClient(t, runID(runA))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewClient(tr, client.WithSamplingHandler(refuseSampling{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	req.Params.ClientInfo = mcp.Implementation{Name: "sampler", Version: "1"}
+	if _, err := c.Initialize(ctx, req); err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	return c
+}
+
+type refuseSampling struct{}
+
+func (refuseSampling) CreateMessage(context.Context, mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	return nil, errors.New("this client does not sample")
+}
