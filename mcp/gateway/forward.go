@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,7 +52,7 @@ func (g *Gateway) request(ctx context.Context, a *admitted) (upstream.Request, e
 		trace.WithAttributes(traces.Request{Method: a.method, Target: a.target.Name}.Attributes()...),
 		trace.WithAttributes(traces.AttrServer.String(a.target.Server), traces.AttrRunID.String(a.runID)),
 		trace.WithAttributes(traces.ChainAttributes(a.decision.Chain)...))
-	meta, err := json.Marshal(g.forwardMeta(clientCtx, a, token))
+	meta, err := g.forwardMeta(clientCtx, a, token)
 	if err != nil {
 		client.End()
 		return upstream.Request{}, fmt.Errorf("encode _meta: %w", err)
@@ -209,26 +210,56 @@ func (g *Gateway) tokenClaims(a *admitted) txntoken.Claims {
 	}
 }
 
-// forwardMeta is the client's _meta without any gateway-reserved or
-// per-hop key, plus the transaction token and the span's trace context.
-func (g *Gateway) forwardMeta(ctx context.Context, a *admitted, token string) map[string]any {
-	meta := make(map[string]any, len(a.meta)+3)
-	for k, v := range a.meta {
+// forwardMeta encodes the client's _meta without any gateway-reserved or
+// per-hop key, plus the span's trace context and the transaction token.
+// Keys come out sorted, so the same call always encodes the same way.
+func (g *Gateway) forwardMeta(ctx context.Context, a *admitted, token string) (json.RawMessage, error) {
+	keys := make([]string, 0, len(a.meta))
+	for k := range a.meta {
 		switch {
 		case k == txntoken.MetaKey, k == "traceparent", k == "tracestate":
-		case strings.HasPrefix(k, "io.modelcontextprotocol/"):
+		case strings.HasPrefix(k, reservedMeta):
 			// Per-hop protocol fields; the upstream connection has its own.
 		default:
-			meta[k] = v
+			keys = append(keys, k)
 		}
 	}
+	slices.Sort(keys)
 	carrier := propagation.MapCarrier{}
 	g.prop.Inject(ctx, carrier)
-	for k, v := range carrier {
-		meta[k] = v
+
+	b := make([]byte, 0, 192+len(token))
+	b = append(b, '{')
+	member := func(k string, v any) error {
+		kb, err := json.Marshal(k)
+		if err != nil {
+			return err
+		}
+		vb, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("_meta member %s: %w", kb, err)
+		}
+		b = append(append(append(b, kb...), ':'), vb...)
+		b = append(b, ',')
+		return nil
 	}
-	meta[txntoken.MetaKey] = token
-	return meta
+	for _, k := range keys {
+		if err := member(k, a.meta[k]); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v := carrier[k]; v != "" {
+			if err := member(k, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := member(txntoken.MetaKey, token); err != nil {
+		return nil, err
+	}
+	b[len(b)-1] = '}'
+	return b, nil
 }
 
 // relayProgress sends upstream progress to the client; the upstream set

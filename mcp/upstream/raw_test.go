@@ -288,3 +288,15 @@ func FuzzRawCallParams(f *testing.F) {
 		}
 	})
 }
+
+func TestRawCallParamsRefusesSmuggledMembers(t *testing.T) {
+	for _, tc := range []struct{ args, meta string }{
+		{args: `{"a":1},"_meta":{"x":1}`},
+		{args: `{"a":1}`, meta: `{"x":1},"name":"other"`},
+		{args: `{"a":1}`, meta: `{"x":1}} {`},
+	} {
+		if params, err := rawCallParams(Request{Name: "echo", Arguments: json.RawMessage(tc.args), Meta: json.RawMessage(tc.meta)}, nil); err == nil {
+			t.Errorf("args %s meta %s encoded as %s; want a refusal", tc.args, tc.meta, params)
+		}
+	}
+}
