@@ -28,10 +28,9 @@ const reservedMeta = "io.modelcontextprotocol/"
 // direct returns the upstream set when the gateway answers an admitted
 // tools/call itself instead of handing it to mcp-go's server and client.
 // That is the plain case of protocol version 2026-07-28, in which every
-// request stands alone: no session, no progress token, no task, a client
-// that takes no sampling, elicitation or roots requests, and a Streamable
-// HTTP tool server. Anything else takes the general path, which serves
-// every feature.
+// request stands alone: no session, no progress token, no task, and a
+// client that takes no sampling, elicitation or roots requests. Anything
+// else takes the general path, which serves every feature.
 func (g *Gateway) direct(r *http.Request, msg *envelope.Message, a *admitted) (rawUpstream, bool) {
 	ru, ok := g.opts.Upstream.(rawUpstream)
 	if !ok || a.method != "tools/call" || msg.OtherParams() || a.tool.ParamHeaders() {

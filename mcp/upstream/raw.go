@@ -8,14 +8,15 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// ErrNotRaw: the server cannot take a call encoded by [Set.CallToolRaw]
-// (it speaks over stdio, or it is not connected); use [Set.CallTool].
-var ErrNotRaw = errors.New("upstream: server takes calls only through the MCP client")
+// ErrNotRaw: the call needs what only [Set.CallTool] does (relaying
+// progress); use [Set.CallTool].
+var ErrNotRaw = errors.New("upstream: this call goes only through the MCP client")
 
 // RawResult is a tools/call result as the server encoded it.
 type RawResult struct {
@@ -29,33 +30,33 @@ type RawResult struct {
 // client numbers its own requests with on the same transport.
 const rawIDPrefix = "agentauth-"
 
-// RawCapable reports whether server takes calls from [Set.CallToolRaw]:
-// it is a Streamable HTTP server with a live session.
+// RawCapable reports whether server takes calls from [Set.CallToolRaw]
+// now: it is configured and has a live session.
 func (s *Set) RawCapable(server string) bool {
 	c, err := s.conn(server)
-	if err != nil || len(c.cfg.Command) > 0 {
+	if err != nil {
 		return false
 	}
 	_, err = c.session()
 	return err == nil
 }
 
-// CallToolRaw forwards a tools/call to a Streamable HTTP server, writing
-// the request body once from the exact raw arguments and _meta, and hands
-// back the server's result without decoding it into mcp-go's types.
-// Requests and notifications that the server sends while it handles the
-// call go to the same handlers as with [Set.CallTool].
+// CallToolRaw forwards a tools/call, writing the request once from the
+// exact raw arguments and _meta, and hands back the server's result
+// without decoding it into mcp-go's types. Requests and notifications that
+// the server sends while it handles the call go to the same handlers as
+// with [Set.CallTool], and a call whose ctx ends is cancelled the same way.
 //
 // r.Meta must not carry a progressToken, nor any key under the reserved
-// "io.modelcontextprotocol/" prefix; r.Progress must be nil. A call that
-// needs any of these goes through [Set.CallTool]. It returns [ErrNotRaw]
-// for a server that cannot be called this way, before sending anything.
+// "io.modelcontextprotocol/" prefix; r.Progress must be nil (it returns
+// [ErrNotRaw] otherwise, before sending anything). A call that needs
+// progress goes through [Set.CallTool].
 func (s *Set) CallToolRaw(ctx context.Context, r Request) (RawResult, error) {
 	c, err := s.conn(r.Server)
 	if err != nil {
 		return RawResult{}, err
 	}
-	if len(c.cfg.Command) > 0 || r.Progress != nil {
+	if r.Progress != nil {
 		return RawResult{}, ErrNotRaw
 	}
 	if err := c.callable(ctx, r.Name); err != nil {
@@ -89,14 +90,34 @@ func (s *Set) CallToolRaw(ctx context.Context, r Request) (RawResult, error) {
 		Params:  params,
 		Header:  header,
 	}
-	resp, err := sess.client.GetTransport().SendRequest(call.ctx, req)
+	tr := sess.client.GetTransport()
+	resp, err := tr.SendRequest(call.ctx, req)
 	if err != nil {
+		if ctx.Err() != nil && sess.proc != nil {
+			c.sendCancelled(tr, req.ID, ctx.Err())
+		}
 		return RawResult{}, c.checkTransport(ctx, sess, transport.NewError(err))
 	}
 	if resp.Error != nil {
 		return RawResult{}, resp.Error.AsError()
 	}
 	return rawResult(resp.Result)
+}
+
+// sendCancelled tells a stdio server to stop working on a request whose
+// caller went away. Over HTTP, ending the request's stream does that. The
+// notice is best effort and sent off the caller's path.
+func (c *conn) sendCancelled(tr transport.Interface, id mcp.RequestId, reason error) {
+	n := mcp.JSONRPCNotification{JSONRPC: mcp.JSONRPC_VERSION}
+	n.Method = string(mcp.MethodNotificationCancelled)
+	n.Params.AdditionalFields = map[string]any{"requestId": id, "reason": reason.Error()}
+	go func() {
+		ctx, cancel := context.WithTimeout(c.set.ctx, 5*time.Second)
+		defer cancel()
+		if err := tr.SendNotification(ctx, n); err != nil {
+			c.log.Debug("cancellation notice not sent", "err", err)
+		}
+	}()
 }
 
 // rawCallParams encodes the params object of a tools/call: name, the exact

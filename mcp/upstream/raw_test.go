@@ -8,9 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -194,14 +197,45 @@ func TestCallToolRawParamHeaders(t *testing.T) {
 	}
 }
 
-func TestCallToolRawRefusesStdio(t *testing.T) {
-	s := newSet(t, []config.Server{goServer(t, "local", nil)}, Options{})
-	if s.RawCapable("local") {
-		t.Error("RawCapable(local) = true for a stdio server")
+func TestCallToolRawStdio(t *testing.T) {
+	cancelFile := filepath.Join(t.TempDir(), "cancelled")
+	s := newSet(t, []config.Server{goServer(t, "local", map[string]string{"CANCEL_FILE": cancelFile})}, Options{})
+	if !s.RawCapable("local") {
+		t.Fatal("RawCapable(local) = false for a running stdio server")
 	}
-	_, err := s.CallToolRaw(callCtx(t), Request{Server: "local", Name: "echo_raw"})
-	if !errors.Is(err, ErrNotRaw) {
-		t.Errorf("err = %v, want ErrNotRaw", err)
+	args := `{"n":9007199254740993,"s":"a\u0000b"}`
+	res, err := s.CallToolRaw(callCtx(t), Request{Server: "local", Name: "echo_raw", Arguments: json.RawMessage(args)})
+	if err != nil || res.IsError {
+		t.Fatalf("CallToolRaw: %v (result %s)", err, res.Result)
+	}
+	var result mcp.CallToolResult
+	if err := json.Unmarshal(res.Result, &result); err != nil {
+		t.Fatal(err)
+	}
+	if got := resultText(t, &result); got != args {
+		t.Errorf("server received %s\nwant           %s", got, args)
+	}
+
+	// A caller that goes away cancels the call on the server.
+	ctx, cancel := contextWithCancel(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.CallToolRaw(ctx, Request{Server: "local", Name: "slow", Arguments: json.RawMessage(`{}`)})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("cancelled call returned no error")
+	}
+	waitFor(t, "the server to see the cancellation", func() bool {
+		_, err := os.Stat(cancelFile)
+		return err == nil
+	})
+
+	if _, err := s.CallToolRaw(callCtx(t), Request{Server: "local", Name: "echo_raw",
+		Progress: func(mcp.ProgressNotificationParams) {}}); !errors.Is(err, ErrNotRaw) {
+		t.Errorf("call with a progress callback: err = %v, want ErrNotRaw", err)
 	}
 	if s.RawCapable("nobody") {
 		t.Error("RawCapable(nobody) = true for a server that is not configured")
