@@ -7,9 +7,10 @@ import (
 )
 
 // Append adds rec to the log and returns its sequence number once the
-// record is durably committed: the transaction holding it has been
-// written and fsynced. Concurrent Appends share one commit. An error
-// means the record may not be stored; the gateway then denies the call.
+// transaction holding the record is committed: written to the WAL, and
+// fsynced unless the log was opened WithFsync(false). Concurrent Appends
+// share one commit. An error means the record may not be stored; the
+// gateway then denies the call.
 //
 // When ctx ends while the record waits for its commit, Append returns
 // the context's error, and the record may still be committed.

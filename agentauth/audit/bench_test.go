@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"math"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -54,4 +56,37 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAppendLatency appends records one at a time, as the gateway
+// does under a single caller, and reports the median and 99th percentile
+// of single Append calls. Batches then hold one record, so every Append
+// pays a whole commit and any checkpoint that runs inside it.
+func BenchmarkAppendLatency(b *testing.B) {
+	b.Run("sync=normal", func(b *testing.B) { benchmarkAppendLatency(b, openTest(b, WithFsync(false))) })
+	b.Run("sync=full", func(b *testing.B) { benchmarkAppendLatency(b, openTest(b)) })
+}
+
+func benchmarkAppendLatency(b *testing.B, l *Log) {
+	rec := decisionRecord(1)
+	ctx := context.Background()
+	times := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	for b.Loop() {
+		start := time.Now()
+		if _, err := l.Append(ctx, rec); err != nil {
+			b.Fatal(err)
+		}
+		times = append(times, time.Since(start))
+	}
+	slices.Sort(times)
+	b.ReportMetric(float64(percentile(times, 0.50).Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(percentile(times, 0.99).Nanoseconds()), "p99-ns")
+	b.ReportMetric(float64(times[len(times)-1].Nanoseconds()), "max-ns")
+}
+
+// percentile returns the q-quantile of sorted, by the nearest-rank method.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
 }

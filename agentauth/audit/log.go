@@ -45,6 +45,7 @@ type Log struct {
 	done   chan struct{} // closed when the writer goroutine returns
 
 	w       *writer
+	ckpt    *checkpointer // nil when read-only
 	failure atomic.Pointer[error]
 	metrics *metrics
 }
@@ -120,8 +121,10 @@ func (l *Log) openWriter(ctx context.Context) error {
 	if err := createSchema(ctx, l.wdb); err != nil {
 		return fmt.Errorf("audit: initialize %s: %w", l.path, err)
 	}
-	l.w, err = newWriter(ctx, l)
-	return err
+	if l.w, err = newWriter(ctx, l); err != nil {
+		return err
+	}
+	return l.openCheckpointer(ctx)
 }
 
 // createFile creates the log file with mode 0600 and its folder with mode
@@ -167,6 +170,7 @@ func (l *Log) Close() error {
 
 	if l.done != nil {
 		<-l.done
+		l.ckpt.finish(context.Background())
 		seq, hash := l.w.head()
 		l.log.Info("audit log closed", "head_seq", seq, "head_hash", hash)
 	}
@@ -178,6 +182,9 @@ func (l *Log) closeDBs() error {
 	var errs []error
 	if l.w != nil {
 		errs = append(errs, l.w.close())
+	}
+	if l.ckpt != nil {
+		errs = append(errs, l.ckpt.db.Close())
 	}
 	for _, db := range []*sql.DB{l.wdb, l.rdb} {
 		if db != nil {

@@ -24,6 +24,12 @@ type options struct {
 	maxBatch        int
 	readOnly        bool
 	fsync           bool
+
+	// Checkpoint thresholds; see checkpoint.go. Only tests change them.
+	checkpointCommits  int
+	checkpointRecords  int
+	checkpointInterval time.Duration
+	walLimitFrames     int
 }
 
 func defaultOptions() options {
@@ -33,6 +39,11 @@ func defaultOptions() options {
 		pruneInterval: time.Hour,
 		maxBatch:      1024,
 		fsync:         true,
+
+		checkpointCommits:  checkpointCommits,
+		checkpointRecords:  checkpointRecords,
+		checkpointInterval: checkpointInterval,
+		walLimitFrames:     walLimitFrames,
 	}
 }
 

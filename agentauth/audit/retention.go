@@ -74,9 +74,14 @@ func (w *writer) prune(ctx context.Context, before time.Time) (int64, error) {
 	}
 	var total int64
 	for {
+		w.turn.Lock()
 		n, done, err := w.pruneChunk(ctx, cut)
+		w.turn.Unlock()
 		total += n
 		if err != nil || done {
+			if total > 0 {
+				w.l.ckpt.request() // the deletions filled the WAL with pages
+			}
 			return total, err
 		}
 	}

@@ -58,7 +58,8 @@ const updateHeadSQL = `UPDATE chain SET head_seq = ?, head_hash = ? WHERE id = 1
 // dataSourceName returns the modernc.org/sqlite DSN for the log file. With
 // fsync the writer commits with synchronous=FULL, so a commit returns only
 // after the WAL is fsynced; without, with synchronous=NORMAL, after it is
-// written. Readers run with query_only.
+// written. The writer never checkpoints (wal_autocheckpoint=0), because
+// the checkpointer does. Readers run with query_only.
 func dataSourceName(path string, readOnly, fsync bool) (string, error) {
 	if strings.ContainsAny(path, "?#") {
 		return "", fmt.Errorf("audit: path %q contains '?' or '#'; choose a state directory without them", path)
@@ -69,14 +70,33 @@ func dataSourceName(path string, readOnly, fsync bool) (string, error) {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
-		if fsync {
-			q.Add("_pragma", "synchronous(FULL)")
-		} else {
-			q.Add("_pragma", "synchronous(NORMAL)")
-		}
+		q.Add("_pragma", synchronous(fsync))
+		q.Add("_pragma", "wal_autocheckpoint(0)")
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + path + "?" + q.Encode(), nil
+}
+
+// checkpointDataSourceName returns the DSN of the checkpoint connection.
+// Its busy timeout is short because a RESTART checkpoint holds SQLite's
+// write lock while it waits for readers.
+func checkpointDataSourceName(path string, fsync bool) (string, error) {
+	if strings.ContainsAny(path, "?#") {
+		return "", fmt.Errorf("audit: path %q contains '?' or '#'; choose a state directory without them", path)
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", checkpointBusyMillis))
+	q.Add("_pragma", synchronous(fsync))
+	return "file:" + path + "?" + q.Encode(), nil
+}
+
+// synchronous returns the synchronous pragma. A checkpoint fsyncs the WAL
+// and the database file under either setting.
+func synchronous(fsync bool) string {
+	if fsync {
+		return "synchronous(FULL)"
+	}
+	return "synchronous(NORMAL)"
 }
 
 // createSchema creates the tables and the chain row of a new log, and

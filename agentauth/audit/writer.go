@@ -42,6 +42,15 @@ type writer struct {
 	insert     *sql.Stmt
 	updateHead *sql.Stmt
 
+	// turn is held by the writer goroutine while it writes, and by the
+	// checkpointer while a RESTART checkpoint holds SQLite's write lock,
+	// so that a commit waits on turn instead of on SQLite's busy handler,
+	// which sleeps in steps of milliseconds.
+	turn sync.Mutex
+
+	// Writes since the last checkpoint request; writer goroutine only.
+	commitsSince, recordsSince int
+
 	mu       sync.Mutex
 	headSeq  uint64
 	headHash string
@@ -113,7 +122,9 @@ func (w *writer) close() error {
 // every record of the batch durable, then sends each Append its result.
 func (w *writer) commit(ctx context.Context, batch []*pending) {
 	start := time.Now()
+	w.turn.Lock()
 	seq, hash, err := w.insertBatch(ctx, batch)
+	w.turn.Unlock()
 	w.l.metrics.commitDuration.Record(ctx, since(start))
 	if err != nil {
 		err = fmt.Errorf("audit: append to %s: %w", w.l.path, err)
@@ -133,6 +144,20 @@ func (w *writer) commit(ctx context.Context, batch []*pending) {
 	for _, p := range batch {
 		p.result <- nil
 	}
+	w.countWrite(len(batch))
+}
+
+// countWrite requests a checkpoint once enough commits or records have
+// gone into the WAL since the last request.
+func (w *writer) countWrite(records int) {
+	w.commitsSince++
+	w.recordsSince += records
+	o := &w.l.opts
+	if w.commitsSince < o.checkpointCommits && w.recordsSince < o.checkpointRecords {
+		return
+	}
+	w.commitsSince, w.recordsSince = 0, 0
+	w.l.ckpt.request()
 }
 
 func (w *writer) insertBatch(ctx context.Context, batch []*pending) (uint64, string, error) {
@@ -249,4 +274,5 @@ func (l *Log) startWriter() {
 	l.prunes = make(chan pruneRequest)
 	l.done = make(chan struct{})
 	go l.run(context.Background())
+	go l.ckpt.run(context.Background())
 }
