@@ -67,10 +67,10 @@ func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg *envelo
 	}
 	ctx = context.WithValue(ctx, admittedKey{}, a)
 	if ru, ok := g.direct(r, msg, a); ok {
-		g.answerTool(ctx, w, msg, a, ru)
+		g.answerTool(ctx, w, r, msg, a, ru)
 		return
 	}
-	g.http.ServeHTTP(w, r.WithContext(ctx))
+	g.serveMCP(w, r.WithContext(ctx))
 }
 
 // admit returns the admitted request, or the denial data when refused.

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -27,23 +28,64 @@ const reservedMeta = "io.modelcontextprotocol/"
 
 // direct returns the upstream set when the gateway answers an admitted
 // tools/call itself instead of handing it to mcp-go's server and client.
-// That is the plain case of protocol version 2026-07-28, in which every
-// request stands alone: no session, no progress token, no task, and a
-// client that takes no sampling, elicitation or roots requests. Anything
-// else takes the general path, which serves every feature.
+// That is the plain case: no progress token, no task, and a client that
+// takes no sampling, elicitation or roots requests. Anything else takes
+// the general path, which serves every feature.
 func (g *Gateway) direct(r *http.Request, msg *envelope.Message, a *admitted) (rawUpstream, bool) {
 	ru, ok := g.opts.Upstream.(rawUpstream)
 	if !ok || a.method != "tools/call" || msg.OtherParams() || a.tool.ParamHeaders() {
 		return nil, false
 	}
 	h := r.Header
+	if h.Get(mcp.HeaderLastEventID) != "" || !jsonContent(h.Get("Content-Type")) {
+		return nil, false
+	}
 	version := h.Get(mcp.HeaderProtocolVersion)
-	if version != mcp.ProtocolVersion20260728 || h.Get(headerSession) != "" ||
-		h.Get(mcp.HeaderLastEventID) != "" || !jsonContent(h.Get("Content-Type")) ||
-		!plainMeta(msg.Meta, version) {
+	if sid := h.Get(headerSession); sid != "" {
+		if !g.plainSession(sid, version) || !plainLegacyMeta(msg.Meta) {
+			return nil, false
+		}
+	} else if version != mcp.ProtocolVersion20260728 || !plainMeta(msg.Meta, version) {
 		return nil, false
 	}
 	return ru, ru.RawCapable(a.target.Server)
+}
+
+// plainSession reports whether a call of session sid, sent with protocol
+// version header version, may be answered directly: a revision with
+// sessions that mcp-go serves, a client that takes no server requests and
+// set no logging level, and a session that mcp-go served a request of
+// recently enough that its idle timer cannot end it in between.
+func (g *Gateway) plainSession(sid, version string) bool {
+	switch version {
+	case mcp.ProtocolVersion20251125, mcp.ProtocolVersion20250618, mcp.ProtocolVersion20250326:
+	default:
+		return false
+	}
+	c, ok := g.client(sid)
+	return ok && !c.serverRequests && !c.logLevel &&
+		g.sessions.servedWithin(sid, time.Now(), g.opts.SessionIdleTTL/4)
+}
+
+// plainLegacyMeta reports whether the _meta of a call on a revision with
+// sessions carries no progress token and no key that MCP reserves.
+func plainLegacyMeta(m *envelope.Meta) bool {
+	if m == nil {
+		return true
+	}
+	if m.ProgressToken != nil {
+		return false
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(m.Raw, &fields) != nil {
+		return false
+	}
+	for k := range fields {
+		if strings.HasPrefix(k, reservedMeta) {
+			return false
+		}
+	}
+	return true
 }
 
 func jsonContent(v string) bool {
@@ -90,15 +132,23 @@ func plainMeta(m *envelope.Meta, version string) bool {
 }
 
 // answerTool forwards an admitted tools/call with one encoded request and
-// writes the tool server's result back as it came.
-func (g *Gateway) answerTool(ctx context.Context, w http.ResponseWriter, msg *envelope.Message, a *admitted, ru rawUpstream) {
+// writes the tool server's result back as it came. A log message the tool
+// server sends during the call turns the response into an event stream, as
+// mcp-go's server does, so the client sees it before the result.
+func (g *Gateway) answerTool(ctx context.Context, w http.ResponseWriter, r *http.Request, msg *envelope.Message, a *admitted, ru rawUpstream) {
+	// Under protocol version 2026-07-28 a request asks for log messages in
+	// its _meta, and a direct call never does; with sessions they flow
+	// unasked, as on the general path.
+	out := &directReply{w: w, id: msg.ID,
+		events: r.Header.Get(headerSession) != "" && acceptsEvents(r.Header.Get("Accept"))}
 	if !a.forwarded.CompareAndSwap(false, true) {
-		writeRPCError(w, msg.ID, mcp.INTERNAL_ERROR, errNotAdmitted.Error())
+		out.fail(mcp.INTERNAL_ERROR, errNotAdmitted.Error())
 		return
 	}
+	ctx = context.WithValue(ctx, directReplyKey{}, out)
 	req, err := g.request(ctx, a)
 	if err != nil {
-		writeRPCError(w, msg.ID, mcp.INTERNAL_ERROR, err.Error())
+		out.fail(mcp.INTERNAL_ERROR, err.Error())
 		return
 	}
 	start := time.Now()
@@ -106,34 +156,110 @@ func (g *Gateway) answerTool(ctx context.Context, w http.ResponseWriter, msg *en
 	a.end()
 	g.recordOutcome(ctx, a, err == nil && res.IsError, err, time.Since(start))
 	if err != nil {
-		writeRPCError(w, msg.ID, mcp.INTERNAL_ERROR, fmt.Sprintf("tool server %q failed: %v", a.target.Server, err))
+		out.fail(mcp.INTERNAL_ERROR, fmt.Sprintf("tool server %q failed: %v", a.target.Server, err))
 		return
 	}
-	b := make([]byte, 0, len(msg.ID)+len(res.Result)+36)
-	b = append(b, `{"jsonrpc":"2.0","id":`...)
-	b = append(b, msg.ID...)
-	b = append(b, `,"result":`...)
-	b = append(b, res.Result...)
-	b = append(b, "}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	out.result(res.Result)
 }
 
-// writeRPCError answers a request with a JSON-RPC error without data.
-func writeRPCError(w http.ResponseWriter, id json.RawMessage, code int, msg string) {
+// directReplyKey carries the reply of a call answered directly, so that a
+// notification the tool server sends during the call can join it.
+type directReplyKey struct{}
+
+// directReply is the HTTP response of a call answered directly: one JSON
+// body, or an event stream once a notification has to go out first.
+type directReply struct {
+	w      http.ResponseWriter
+	id     json.RawMessage
+	events bool // notifications may go out: a session whose client accepts text/event-stream
+
+	mu     sync.Mutex
+	stream bool // the response is an event stream
+	done   bool // the response has been written
+}
+
+// notify sends a notification ahead of the result. It reports false when
+// it may not: no session, a client that takes no event stream, or a call
+// that is over.
+func (d *directReply) notify(method string, params any) bool {
+	body, err := json.Marshal(struct {
+		JSONRPC string `json:"jsonrpc"`
+		Method  string `json:"method"`
+		Params  any    `json:"params,omitempty"`
+	}{"2.0", method, params})
+	if err != nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done || !d.events {
+		return false
+	}
+	d.event(body)
+	return true
+}
+
+// event writes one server-sent event; d.mu is held.
+func (d *directReply) event(body []byte) {
+	if !d.stream {
+		h := d.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		d.w.WriteHeader(http.StatusOK)
+		d.stream = true
+	}
+	_, _ = fmt.Fprintf(d.w, "event: message\ndata: %s\n\n", body)
+	if f, ok := d.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// result writes the JSON-RPC response carrying result.
+func (d *directReply) result(result json.RawMessage) {
+	b := make([]byte, 0, len(d.id)+len(result)+36)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, d.id...)
+	b = append(b, `,"result":`...)
+	b = append(b, result...)
+	b = append(b, '}')
+	d.finish(b)
+}
+
+// fail writes a JSON-RPC error response without data.
+func (d *directReply) fail(code int, msg string) {
 	body, _ := json.Marshal(struct {
 		JSONRPC string          `json:"jsonrpc"`
 		ID      json.RawMessage `json:"id"`
-		Error   struct {
-			Code    int    `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}{JSONRPC: "2.0", ID: id, Error: struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}{code, msg}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(append(body, '\n'))
+		Error   rpcErrorNoData  `json:"error"`
+	}{"2.0", d.id, rpcErrorNoData{code, msg}})
+	d.finish(body)
+}
+
+type rpcErrorNoData struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func (d *directReply) finish(body []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.done = true
+	if d.stream {
+		d.event(body)
+		return
+	}
+	d.w.Header().Set("Content-Type", "application/json")
+	d.w.WriteHeader(http.StatusOK)
+	_, _ = d.w.Write(append(body, '\n'))
+}
+
+// acceptsEvents reports whether an Accept header takes text/event-stream.
+func acceptsEvents(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err == nil && (mt == "text/event-stream" || mt == "*/*" || mt == "text/*") {
+			return true
+		}
+	}
+	return false
 }

@@ -6,12 +6,14 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,6 +107,8 @@ func startGoToolServers(t *testing.T) (servers []config.Server, calc, fs *wire) 
 		"read":  echoArgs,
 		"write": echoArgs,
 		"slow": func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			_ = server.ServerFromContext(ctx).SendNotificationToClient(ctx, "notifications/message",
+				map[string]any{"level": "info", "data": "halfway"})
 			if r.Params.Meta != nil && r.Params.Meta.ProgressToken != nil {
 				_ = server.ServerFromContext(ctx).SendNotificationToClient(ctx, "notifications/progress",
 					map[string]any{"progressToken": r.Params.Meta.ProgressToken, "progress": 1, "total": 2})
@@ -164,7 +168,7 @@ func TestDirectAnswerForwardsWhatWasAuthorized(t *testing.T) {
 	for _, era := range []struct {
 		name, version string
 		direct        bool
-	}{{"stateless", "", true}, {"sessions", "2025-11-25", false}} {
+	}{{"stateless", "", true}, {"sessions", "2025-11-25", true}} {
 		t.Run(era.name, func(t *testing.T) {
 			c := h.client(t, runID(runA), era.version)
 			res, err := c.CallTool(context.Background(), callReq("calc__add", args))
@@ -301,14 +305,97 @@ func TestGeneralPathServesWhatDirectCannot(t *testing.T) {
 	}
 }
 
+func TestSessionCallsAnsweredDirectlyOnlyWhenPlain(t *testing.T) {
+	servers, calc, fs := startGoToolServers(t)
+	var gw atomic.Pointer[Gateway]
+	notify := func(server string, n mcp.JSONRPCNotification) {
+		if g := gw.Load(); g != nil {
+			g.Notify(server, n)
+		}
+	}
+	const ttl = 800 * time.Millisecond
+	// With a sampling relay the upstream set speaks a revision with
+	// sessions, in which a tool server may send log messages unasked.
+	sampling := func(context.Context, string, mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+		return nil, errors.New("not in this test")
+	}
+	h := newHarness(t, realUpstream(t, servers, upstream.Options{OnNotification: notify, Sampling: sampling}),
+		func(o *Options) { o.SessionIdleTTL = ttl })
+	gw.Store(h.gw)
+	direct := func(w *wire) bool { return strings.HasPrefix(w.last(t).id, rawID) }
+
+	// A log message the tool server sends during a direct call reaches the
+	// client in the call's own response, which becomes an event stream.
+	var mu sync.Mutex
+	var logs []string
+	c := h.client(t, runID(runA), "2025-11-25")
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == "notifications/message" {
+			mu.Lock()
+			logs = append(logs, fmt.Sprint(n.Params.AdditionalFields["data"]))
+			mu.Unlock()
+		}
+	})
+	if _, err := c.CallTool(context.Background(), callReq("fs__slow", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if !direct(fs) {
+		t.Fatalf("a plain session call was not answered directly (id %s)", fs.last(t).id)
+	}
+	waitUntil(t, "the log message", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(logs) == 1 && logs[0] == "halfway"
+	})
+
+	// After a quarter of the idle timeout without mcp-go serving the
+	// session, a call goes through mcp-go, which keeps the session alive.
+	time.Sleep(ttl/4 + 50*time.Millisecond)
+	for i, want := range []bool{false, true} {
+		if _, err := c.CallTool(context.Background(), callReq("calc__add", `{}`)); err != nil {
+			t.Fatal(err)
+		}
+		if got := direct(calc); got != want {
+			t.Errorf("call %d after an idle spell: answered directly = %v, want %v", i, got, want)
+		}
+	}
+
+	// A client that takes sampling requests may be asked for one.
+	sampler := samplingClientAt(t, h, "2025-11-25")
+	if _, err := sampler.CallTool(context.Background(), callReq("calc__add", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if direct(calc) {
+		t.Error("a call from a session whose client takes sampling was answered directly")
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // samplingClient connects a stateless mcp-go client that declares sampling.
 func samplingClient(t *testing.T, h *harness) *client.Client {
+	t.Helper()
+	return samplingClientAt(t, h, mcp.LATEST_PROTOCOL_VERSION)
+}
+
+// samplingClientAt connects an mcp-go client that declares sampling, at a
+// protocol version.
+func samplingClientAt(t *testing.T, h *harness, version string) *client.Client {
 	t.Helper()
 	tr, err := transport.NewStreamableHTTP(h.url, transport.WithHTTPBasicClient(h.ca.httpClient(t, runID(runA))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := client.NewClient(tr, client.WithSamplingHandler(refuseSampling{}))
+	c := client.NewClient(tr, client.WithSamplingHandler(refuseSampling{}), client.WithProtocolVersion(version))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Start(ctx); err != nil {
@@ -316,7 +403,7 @@ func samplingClient(t *testing.T, h *harness) *client.Client {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	req := mcp.InitializeRequest{}
-	req.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	req.Params.ProtocolVersion = version
 	req.Params.ClientInfo = mcp.Implementation{Name: "sampler", Version: "1"}
 	if _, err := c.Initialize(ctx, req); err != nil {
 		t.Fatalf("initialize: %v", err)

@@ -78,9 +78,9 @@ type Gateway struct {
 
 	outcomes sync.WaitGroup // outcome records being written
 	inflight inflight
-	// urlClients holds the ids of sessions whose client declared URL-mode
-	// elicitation at initialize.
-	urlClients sync.Map
+	// clients holds, by session id, what each client declared at
+	// initialize (a clientSession).
+	clients sync.Map
 
 	mu    sync.RWMutex
 	tools map[string]exposedTool // exposed name -> tool, including quarantined

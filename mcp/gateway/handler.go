@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/agentauth/agentauth/mcp/envelope"
 	"github.com/agentauth/agentauth/mcp/txntoken"
@@ -53,7 +54,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodPost {
-		g.http.ServeHTTP(w, r)
+		g.serveMCP(w, r)
 		return
 	}
 	g.servePost(w, r, perr)
@@ -93,10 +94,19 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, principalErr
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	if msg.Type != envelope.Request || !gated(msg.Method) {
-		g.http.ServeHTTP(w, r)
+		g.serveMCP(w, r)
 		return
 	}
 	g.serveGated(w, r, msg, principalErr)
+}
+
+// serveMCP hands a request to mcp-go's server, noting when it last served
+// the request's session.
+func (g *Gateway) serveMCP(w http.ResponseWriter, r *http.Request) {
+	if sid := r.Header.Get(headerSession); sid != "" {
+		g.sessions.touch(sid, time.Now())
+	}
+	g.http.ServeHTTP(w, r)
 }
 
 // gated reports whether method needs a decision before it is served.

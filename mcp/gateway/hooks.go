@@ -8,7 +8,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 )
 
-// hooks remember which sessions' clients support URL-mode elicitation, and
+// hooks remember what each session's client declared at initialize, and
 // filter resources/list and resources/templates/list, for which mcp-go
 // offers no filter option.
 func (g *Gateway) hooks() *server.Hooks {
@@ -25,15 +25,44 @@ func (g *Gateway) hooks() *server.Hooks {
 	})
 	h.AddAfterInitialize(func(ctx context.Context, _ any, req *mcp.InitializeRequest, _ *mcp.InitializeResult) {
 		sess := server.ClientSessionFromContext(ctx)
-		el := req.Params.Capabilities.Elicitation
-		if sess != nil && sess.SessionID() != "" && el != nil && el.URL != nil {
-			g.urlClients.Store(sess.SessionID(), true)
+		if sess == nil || sess.SessionID() == "" {
+			return
+		}
+		caps := req.Params.Capabilities
+		g.clients.Store(sess.SessionID(), clientSession{
+			urlElicitation: caps.Elicitation != nil && caps.Elicitation.URL != nil,
+			serverRequests: caps.Sampling != nil || caps.Elicitation != nil || caps.Roots != nil,
+		})
+	})
+	h.AddAfterSetLevel(func(ctx context.Context, _ any, _ *mcp.SetLevelRequest, _ *mcp.EmptyResult) {
+		if sess := server.ClientSessionFromContext(ctx); sess != nil {
+			if c, ok := g.client(sess.SessionID()); ok {
+				c.logLevel = true
+				g.clients.Store(sess.SessionID(), c)
+			}
 		}
 	})
 	h.AddOnUnregisterSession(func(_ context.Context, sess server.ClientSession) {
-		g.urlClients.Delete(sess.SessionID())
+		g.clients.Delete(sess.SessionID())
+		g.sessions.served.Delete(sess.SessionID())
 	})
 	return h
+}
+
+// clientSession is what the client of a session declared.
+type clientSession struct {
+	urlElicitation bool // URL-mode elicitation
+	serverRequests bool // sampling, elicitation or roots
+	logLevel       bool // it set a logging level
+}
+
+// client returns what the client of session sid declared at initialize.
+func (g *Gateway) client(sid string) (clientSession, bool) {
+	v, ok := g.clients.Load(sid)
+	if !ok {
+		return clientSession{}, false
+	}
+	return v.(clientSession), true
 }
 
 // supportsURLElicitation reports whether the request's session declared
@@ -43,6 +72,6 @@ func (g *Gateway) supportsURLElicitation(r *http.Request) bool {
 	if sid == "" {
 		return false
 	}
-	_, ok := g.urlClients.Load(sid)
-	return ok
+	c, ok := g.client(sid)
+	return ok && c.urlElicitation
 }

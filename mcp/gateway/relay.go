@@ -101,5 +101,13 @@ func (g *Gateway) Notify(server string, n mcp.JSONRPCNotification) {
 		g.opts.Logger.Debug("dropped a log notification not tied to one call", "server", server)
 		return
 	}
+	if out, ok := ctx.Value(directReplyKey{}).(*directReply); ok {
+		// A call answered directly carries the notification in its own
+		// response, as mcp-go's server would.
+		if !out.notify(n.Method, n.Params.AdditionalFields) {
+			g.opts.Logger.Debug("dropped a log notification the client cannot take", "server", server)
+		}
+		return
+	}
 	_ = g.mcp.SendNotificationToClient(ctx, n.Method, n.Params.AdditionalFields)
 }

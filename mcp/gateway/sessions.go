@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/mark3labs/mcp-go/server"
 )
@@ -16,6 +18,26 @@ import (
 type sessions struct {
 	mu    sync.Mutex
 	owner map[string]string // session id -> SPIFFE ID
+	// served holds, by session id, when mcp-go last served a request of the
+	// session (an *atomic.Int64 of Unix nanoseconds), which also keeps
+	// mcp-go's idle timer from ending it.
+	served sync.Map
+}
+
+// touch records that mcp-go serves a request of session sid now.
+func (s *sessions) touch(sid string, now time.Time) {
+	v, ok := s.served.Load(sid)
+	if !ok {
+		v, _ = s.served.LoadOrStore(sid, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Store(now.UnixNano())
+}
+
+// servedWithin reports whether mcp-go served a request of session sid
+// less than d before now.
+func (s *sessions) servedWithin(sid string, now time.Time, d time.Duration) bool {
+	v, ok := s.served.Load(sid)
+	return ok && now.Sub(time.Unix(0, v.(*atomic.Int64).Load())) < d
 }
 
 func newSessions() *sessions { return &sessions{owner: map[string]string{}} }
@@ -86,5 +108,6 @@ func (b *boundSessions) Terminate(id string) (bool, error) {
 		return false, errNoSession
 	}
 	delete(b.s.owner, id)
+	b.s.served.Delete(id)
 	return false, nil
 }
