@@ -67,7 +67,7 @@ func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg *envelo
 	}
 	ctx = context.WithValue(ctx, admittedKey{}, a)
 	if ru, ok := g.direct(r, msg, a); ok {
-		g.answerTool(ctx, w, r, msg, a, ru)
+		g.serveDirect(ctx, w, r, msg, a, ru)
 		return
 	}
 	g.serveMCP(w, r.WithContext(ctx))

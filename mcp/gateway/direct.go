@@ -26,7 +26,7 @@ type rawUpstream interface {
 // reservedMeta is the prefix of the _meta keys that MCP itself defines.
 const reservedMeta = "io.modelcontextprotocol/"
 
-// direct returns the upstream set when the gateway answers an admitted
+// direct returns the upstream set when the gateway serves an admitted
 // tools/call itself instead of handing it to mcp-go's server and client.
 // That is the plain case: no progress token, no task, and a client that
 // takes no sampling, elicitation or roots requests. Anything else takes
@@ -52,7 +52,7 @@ func (g *Gateway) direct(r *http.Request, msg *envelope.Message, a *admitted) (r
 }
 
 // plainSession reports whether a call of session sid, sent with protocol
-// version header version, may be answered directly: a revision with
+// version header version, may be served directly: a revision with
 // sessions that mcp-go serves, a client that takes no server requests and
 // set no logging level, and a session that mcp-go served a request of
 // recently enough that its idle timer cannot end it in between.
@@ -131,14 +131,14 @@ func plainMeta(m *envelope.Meta, version string) bool {
 	return true
 }
 
-// answerTool forwards an admitted tools/call with one encoded request and
+// serveDirect forwards an admitted tools/call with one encoded request and
 // writes the tool server's result back as it came. A log message the tool
 // server sends during the call turns the response into an event stream, as
 // mcp-go's server does, so the client sees it before the result.
-func (g *Gateway) answerTool(ctx context.Context, w http.ResponseWriter, r *http.Request, msg *envelope.Message, a *admitted, ru rawUpstream) {
+func (g *Gateway) serveDirect(ctx context.Context, w http.ResponseWriter, r *http.Request, msg *envelope.Message, a *admitted, ru rawUpstream) {
 	// Under protocol version 2026-07-28 a request asks for log messages in
-	// its _meta, and a direct call never does; with sessions they flow
-	// unasked, as on the general path.
+	// its _meta, and a direct call never does. With sessions they are sent
+	// unrequested, as on the general path.
 	out := &directReply{w: w, id: msg.ID,
 		events: r.Header.Get(headerSession) != "" && acceptsEvents(r.Header.Get("Accept"))}
 	if !a.forwarded.CompareAndSwap(false, true) {
@@ -156,17 +156,19 @@ func (g *Gateway) answerTool(ctx context.Context, w http.ResponseWriter, r *http
 	a.end()
 	g.recordOutcome(ctx, a, err == nil && res.IsError, err, time.Since(start))
 	if err != nil {
+		g.opts.Logger.Warn("tool call failed at the tool server", "run_id", a.runID, "txn", a.txn,
+			"server", a.target.Server, "tool", a.target.Name, "error", err)
 		out.fail(mcp.INTERNAL_ERROR, fmt.Sprintf("tool server %q failed: %v", a.target.Server, err))
 		return
 	}
 	out.result(res.Result)
 }
 
-// directReplyKey carries the reply of a call answered directly, so that a
+// directReplyKey carries the reply of a call served directly, so that a
 // notification the tool server sends during the call can join it.
 type directReplyKey struct{}
 
-// directReply is the HTTP response of a call answered directly: one JSON
+// directReply is the HTTP response of a call served directly: one JSON
 // body, or an event stream once a notification has to go out first.
 type directReply struct {
 	w      http.ResponseWriter
@@ -199,7 +201,7 @@ func (d *directReply) notify(method string, params any) bool {
 	return true
 }
 
-// event writes one server-sent event; d.mu is held.
+// event writes one server-sent event. The caller holds d.mu.
 func (d *directReply) event(body []byte) {
 	if !d.stream {
 		h := d.w.Header()

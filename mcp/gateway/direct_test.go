@@ -76,7 +76,7 @@ func (wr *wire) last(t *testing.T) toolCall {
 	return got[len(got)-1]
 }
 
-// echoArgs answers with the exact argument bytes it received.
+// echoArgs returns the exact argument bytes it received.
 func echoArgs(_ context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	return mcp.NewToolResultText(string(r.Params.RawArguments)), nil
 }
@@ -112,10 +112,10 @@ func startGoToolServers(t *testing.T) (servers []config.Server, calc, fs *wire) 
 			if r.Params.Meta != nil && r.Params.Meta.ProgressToken != nil {
 				_ = server.ServerFromContext(ctx).SendNotificationToClient(ctx, "notifications/progress",
 					map[string]any{"progressToken": r.Params.Meta.ProgressToken, "progress": 1, "total": 2})
-				// mcp-go delivers notifications on their own goroutines, so
-				// one sent just before the result can arrive after it.
-				time.Sleep(100 * time.Millisecond)
 			}
+			// mcp-go's server writes notifications from a goroutine of its
+			// own, so one sent just before the result can go out after it.
+			time.Sleep(100 * time.Millisecond)
 			return mcp.NewToolResultError("half done"), nil
 		},
 	})
@@ -160,7 +160,7 @@ func textOf(t *testing.T, res *mcp.CallToolResult) string {
 	return b.String()
 }
 
-func TestDirectAnswerForwardsWhatWasAuthorized(t *testing.T) {
+func TestDirectCallForwardsAuthorizedBytes(t *testing.T) {
 	servers, calc, _ := startGoToolServers(t)
 	h := newHarness(t, realUpstream(t, servers, upstream.Options{}))
 	args := `{"a":1,"n":9007199254740993,"s":"\u00e9"}`
@@ -180,7 +180,7 @@ func TestDirectAnswerForwardsWhatWasAuthorized(t *testing.T) {
 			}
 			got := calc.last(t)
 			if direct := strings.HasPrefix(got.id, rawID); direct != era.direct {
-				t.Errorf("request id %s: answered directly = %v, want %v", got.id, direct, era.direct)
+				t.Errorf("request id %s: served directly = %v, want %v", got.id, direct, era.direct)
 			}
 			var meta map[string]any
 			if err := json.Unmarshal(got.params["_meta"], &meta); err != nil {
@@ -215,7 +215,7 @@ func TestDirectAnswerForwardsWhatWasAuthorized(t *testing.T) {
 	}
 }
 
-func TestDirectAnswerFailures(t *testing.T) {
+func TestDirectCallFailures(t *testing.T) {
 	servers, calc, fs := startGoToolServers(t)
 	h := newHarness(t, realUpstream(t, servers, upstream.Options{}))
 	c := h.client(t, runID(runA), "")
@@ -226,7 +226,7 @@ func TestDirectAnswerFailures(t *testing.T) {
 	}
 	res, err := c.CallTool(context.Background(), callReq("fs__slow", `{}`))
 	if err != nil || !res.IsError || textOf(t, res) != "half done" {
-		t.Errorf("tool error: err %v, result %+v; want the tool's error result", err, res)
+		t.Errorf("tool error: err %v, result %+v, want the tool's error result", err, res)
 	}
 	before := len(calc.calls()) + len(fs.calls())
 	for _, call := range []mcp.CallToolRequest{
@@ -242,7 +242,7 @@ func TestDirectAnswerFailures(t *testing.T) {
 		}
 	}
 	if after := len(calc.calls()) + len(fs.calls()); after != before {
-		t.Errorf("%d refused calls reached a tool server", after-before)
+		t.Errorf("%d rejected calls reached a tool server", after-before)
 	}
 
 	h.gw.Flush()
@@ -257,7 +257,7 @@ func TestDirectAnswerFailures(t *testing.T) {
 	}
 }
 
-func TestGeneralPathServesWhatDirectCannot(t *testing.T) {
+func TestGeneralPathForProgressAndSampling(t *testing.T) {
 	servers, _, fs := startGoToolServers(t)
 	h := newHarness(t, realUpstream(t, servers, upstream.Options{}))
 
@@ -279,7 +279,7 @@ func TestGeneralPathServesWhatDirectCannot(t *testing.T) {
 		t.Fatal(err)
 	}
 	if id := fs.last(t).id; strings.HasPrefix(id, rawID) {
-		t.Errorf("a call with a progress token was answered directly (id %s)", id)
+		t.Errorf("a call with a progress token was served directly (id %s)", id)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -301,11 +301,11 @@ func TestGeneralPathServesWhatDirectCannot(t *testing.T) {
 		t.Fatal(err)
 	}
 	if id := fs.last(t).id; strings.HasPrefix(id, rawID) {
-		t.Errorf("a call from a sampling client was answered directly (id %s)", id)
+		t.Errorf("a call from a sampling client was served directly (id %s)", id)
 	}
 }
 
-func TestSessionCallsAnsweredDirectlyOnlyWhenPlain(t *testing.T) {
+func TestSessionCallDirectOnlyWhenPlain(t *testing.T) {
 	servers, calc, fs := startGoToolServers(t)
 	var gw atomic.Pointer[Gateway]
 	notify := func(server string, n mcp.JSONRPCNotification) {
@@ -340,7 +340,7 @@ func TestSessionCallsAnsweredDirectlyOnlyWhenPlain(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !direct(fs) {
-		t.Fatalf("a plain session call was not answered directly (id %s)", fs.last(t).id)
+		t.Fatalf("a plain session call was not served directly (id %s)", fs.last(t).id)
 	}
 	waitUntil(t, "the log message", func() bool {
 		mu.Lock()
@@ -356,7 +356,7 @@ func TestSessionCallsAnsweredDirectlyOnlyWhenPlain(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := direct(calc); got != want {
-			t.Errorf("call %d after an idle spell: answered directly = %v, want %v", i, got, want)
+			t.Errorf("call %d after an idle spell: served directly = %v, want %v", i, got, want)
 		}
 	}
 
@@ -366,7 +366,7 @@ func TestSessionCallsAnsweredDirectlyOnlyWhenPlain(t *testing.T) {
 		t.Fatal(err)
 	}
 	if direct(calc) {
-		t.Error("a call from a session whose client takes sampling was answered directly")
+		t.Error("a call from a session whose client takes sampling was served directly")
 	}
 }
 
@@ -395,7 +395,7 @@ func samplingClientAt(t *testing.T, h *harness, version string) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := client.NewClient(tr, client.WithSamplingHandler(refuseSampling{}), client.WithProtocolVersion(version))
+	c := client.NewClient(tr, client.WithSamplingHandler(rejectSampling{}), client.WithProtocolVersion(version))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Start(ctx); err != nil {
@@ -411,8 +411,8 @@ func samplingClientAt(t *testing.T, h *harness, version string) *client.Client {
 	return c
 }
 
-type refuseSampling struct{}
+type rejectSampling struct{}
 
-func (refuseSampling) CreateMessage(context.Context, mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+func (rejectSampling) CreateMessage(context.Context, mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 	return nil, errors.New("this client does not sample")
 }

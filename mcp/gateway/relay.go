@@ -102,7 +102,7 @@ func (g *Gateway) Notify(server string, n mcp.JSONRPCNotification) {
 		return
 	}
 	if out, ok := ctx.Value(directReplyKey{}).(*directReply); ok {
-		// A call answered directly carries the notification in its own
+		// A call served directly carries the notification in its own
 		// response, as mcp-go's server would.
 		if !out.notify(n.Method, n.Params.AdditionalFields) {
 			g.opts.Logger.Debug("dropped a log notification the client cannot take", "server", server)

@@ -14,8 +14,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// ErrNotRaw: the call needs what only [Set.CallTool] does (relaying
-// progress); use [Set.CallTool].
+// ErrNotRaw: the call needs progress relayed, which only [Set.CallTool]
+// does.
 var ErrNotRaw = errors.New("upstream: this call goes only through the MCP client")
 
 // RawResult is a tools/call result as the server encoded it.
@@ -26,8 +26,8 @@ type RawResult struct {
 	IsError bool
 }
 
-// rawIDPrefix keeps the ids of raw calls apart from the ids mcp-go's
-// client numbers its own requests with on the same transport.
+// rawIDPrefix is the prefix of the ids of raw calls. It keeps them apart
+// from the numbers mcp-go's client uses on the same transport.
 const rawIDPrefix = "agentauth-"
 
 // RawCapable reports whether server takes calls from [Set.CallToolRaw]
@@ -48,8 +48,8 @@ func (s *Set) RawCapable(server string) bool {
 // with [Set.CallTool], and a call whose ctx ends is cancelled the same way.
 //
 // r.Meta must not carry a progressToken, nor any key under the reserved
-// "io.modelcontextprotocol/" prefix; r.Progress must be nil (it returns
-// [ErrNotRaw] otherwise, before sending anything). A call that needs
+// "io.modelcontextprotocol/" prefix. r.Progress must be nil, or it returns
+// [ErrNotRaw] before sending anything. A call that needs
 // progress goes through [Set.CallTool].
 func (s *Set) CallToolRaw(ctx context.Context, r Request) (RawResult, error) {
 	c, err := s.conn(r.Server)
@@ -223,7 +223,7 @@ func (c *conn) standardHeaders(h http.Header, name string, params json.RawMessag
 
 // rawResult checks that a result is a JSON object and reads its isError.
 // A result that asks for more input (a multi round-trip request) is
-// refused: the raw path has no one to give it.
+// rejected, because the raw path has no client to give it.
 func rawResult(raw json.RawMessage) (RawResult, error) {
 	var top struct {
 		IsError    *bool  `json:"isError"`

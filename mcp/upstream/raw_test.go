@@ -177,7 +177,7 @@ func TestCallToolRawErrors(t *testing.T) {
 	}
 	_, err = s.CallToolRaw(callCtx(t), Request{Server: "web", Name: "echo_raw", Arguments: json.RawMessage(`[1]`)})
 	if err == nil || !strings.Contains(err.Error(), "JSON object") {
-		t.Errorf("array arguments: err = %v, want a refusal", err)
+		t.Errorf("array arguments: err = %v, want a rejection", err)
 	}
 }
 
@@ -323,14 +323,14 @@ func FuzzRawCallParams(f *testing.F) {
 	})
 }
 
-func TestRawCallParamsRefusesSmuggledMembers(t *testing.T) {
+func TestRawCallParamsRejectsSmuggledMembers(t *testing.T) {
 	for _, tc := range []struct{ args, meta string }{
 		{args: `{"a":1},"_meta":{"x":1}`},
 		{args: `{"a":1}`, meta: `{"x":1},"name":"other"`},
 		{args: `{"a":1}`, meta: `{"x":1}} {`},
 	} {
 		if params, err := rawCallParams(Request{Name: "echo", Arguments: json.RawMessage(tc.args), Meta: json.RawMessage(tc.meta)}, nil); err == nil {
-			t.Errorf("args %s meta %s encoded as %s; want a refusal", tc.args, tc.meta, params)
+			t.Errorf("args %s meta %s encoded as %s, want a rejection", tc.args, tc.meta, params)
 		}
 	}
 }
