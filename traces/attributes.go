@@ -71,6 +71,10 @@ const (
 	AttrServer = attribute.Key("agentauth.server")
 	// AttrVia is the SPIFFE ID of a tool server calling on a run's behalf.
 	AttrVia = attribute.Key("agentauth.via")
+	// AttrForwarding is how the gateway forwarded a call: "direct" (one
+	// request written from the authorized bytes) or "mcp" (through mcp-go's
+	// server and client, for progress, sampling and the like).
+	AttrForwarding = attribute.Key("agentauth.forwarding")
 	// AttrAuditSeq is the sequence number of the call's audit record.
 	AttrAuditSeq = attribute.Key("agentauth.audit.seq")
 )

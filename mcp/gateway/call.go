@@ -14,6 +14,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -43,6 +44,12 @@ type admitted struct {
 
 type admittedKey struct{}
 
+// The values of traces.AttrForwarding.
+var (
+	forwardedDirectly = traces.AttrForwarding.String("direct")
+	forwardedByMCP    = traces.AttrForwarding.String("mcp")
+)
+
 // serveGated authorizes a gated request, records the decision, and hands
 // an allowed request to mcp-go with the decision in its context.
 func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg *envelope.Message, principalErr error) {
@@ -66,7 +73,16 @@ func (g *Gateway) serveGated(w http.ResponseWriter, r *http.Request, msg *envelo
 		return
 	}
 	ctx = context.WithValue(ctx, admittedKey{}, a)
-	if ru, ok := g.direct(r, msg, a); ok {
+	ru, direct := g.direct(r, msg, a)
+	if a.method == "tools/call" {
+		path := forwardedByMCP
+		if direct {
+			path = forwardedDirectly
+		}
+		span.SetAttributes(path)
+		g.toolCalls.Add(ctx, 1, metric.WithAttributes(path))
+	}
+	if direct {
 		g.serveDirect(ctx, w, r, msg, a, ru)
 		return
 	}

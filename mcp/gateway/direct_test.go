@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,10 +22,14 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agentauth/agentauth/agentauth/config"
 	"github.com/agentauth/agentauth/mcp/txntoken"
 	"github.com/agentauth/agentauth/mcp/upstream"
+	"github.com/agentauth/agentauth/traces"
 )
 
 // rawID marks the JSON-RPC ids of calls the upstream set encodes itself;
@@ -415,4 +420,56 @@ type rejectSampling struct{}
 
 func (rejectSampling) CreateMessage(context.Context, mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 	return nil, errors.New("this client does not sample")
+}
+
+func TestForwardingPathIsCountedAndTraced(t *testing.T) {
+	servers, _, _ := startGoToolServers(t)
+	reader := sdkmetric.NewManualReader()
+	h := newHarness(t, realUpstream(t, servers, upstream.Options{}),
+		func(o *Options) { o.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)) })
+
+	c := h.client(t, runID(runA), "")
+	if _, err := c.CallTool(context.Background(), callReq("calc__add", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	req := callReq("calc__add", `{}`)
+	req.Params.Meta = &mcp.Meta{ProgressToken: "p-1"}
+	if _, err := c.CallTool(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+
+	counts := map[string]int64{}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == MetricToolCalls {
+				for _, dp := range sum.DataPoints {
+					v, _ := dp.Attributes.Value(traces.AttrForwarding)
+					counts[v.AsString()] += dp.Value
+				}
+			}
+		}
+	}
+	if counts["direct"] != 1 || counts["mcp"] != 1 {
+		t.Errorf("%s by forwarding = %v, want direct 1 and mcp 1", MetricToolCalls, counts)
+	}
+
+	var paths []string
+	for _, s := range h.spans.Ended() {
+		if s.SpanKind() != trace.SpanKindServer {
+			continue
+		}
+		for _, kv := range s.Attributes() {
+			if kv.Key == traces.AttrForwarding {
+				paths = append(paths, kv.Value.AsString())
+			}
+		}
+	}
+	slices.Sort(paths)
+	if !slices.Equal(paths, []string{"direct", "mcp"}) {
+		t.Errorf("server spans carry %s = %v, want direct and mcp", traces.AttrForwarding, paths)
+	}
 }

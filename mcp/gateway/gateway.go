@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -66,6 +67,10 @@ type Options struct {
 	Now           func() time.Time
 }
 
+// MetricToolCalls counts the tools/call requests forwarded to tool
+// servers, by how they were forwarded (attribute agentauth.forwarding).
+const MetricToolCalls = "agentauth.gateway.tool_calls"
+
 // Gateway is the agents' MCP endpoint. It is an http.Handler for /mcp.
 type Gateway struct {
 	opts     Options
@@ -76,8 +81,9 @@ type Gateway struct {
 	prop     propagation.TextMapPropagator
 	refused  *refusals
 
-	outcomes sync.WaitGroup // outcome records being written
-	inflight inflight
+	toolCalls metric.Int64Counter // MetricToolCalls
+	outcomes  sync.WaitGroup      // outcome records being written
+	inflight  inflight
 	// clients holds, by session id, what each client declared at
 	// initialize (a clientSession).
 	clients sync.Map
@@ -95,12 +101,19 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	toolCalls, err := opts.MeterProvider.Meter("github.com/agentauth/agentauth/mcp/gateway").Int64Counter(
+		MetricToolCalls, metric.WithUnit("{call}"),
+		metric.WithDescription("Tool calls forwarded to tool servers, by how they were forwarded."))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: metrics: %w", err)
+	}
 	g := &Gateway{
-		refused:  refused,
-		opts:     opts,
-		sessions: newSessions(),
-		verifier: opts.Tokens.Verifier(),
-		prop:     propagation.TraceContext{},
+		refused:   refused,
+		toolCalls: toolCalls,
+		opts:      opts,
+		sessions:  newSessions(),
+		verifier:  opts.Tokens.Verifier(),
+		prop:      propagation.TraceContext{},
 	}
 	g.mcp = server.NewMCPServer("agentauth", "1",
 		server.WithToolCapabilities(true),
