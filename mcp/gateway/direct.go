@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -210,7 +211,14 @@ func (d *directReply) event(body []byte) {
 		d.w.WriteHeader(http.StatusOK)
 		d.stream = true
 	}
-	_, _ = fmt.Fprintf(d.w, "event: message\ndata: %s\n\n", body)
+	// One data line per event: a result may hold line breaks between its
+	// JSON tokens, which would end the data line early.
+	var line bytes.Buffer
+	if json.Compact(&line, body) != nil {
+		line.Reset()
+		line.Write(bytes.ReplaceAll(body, []byte("\n"), []byte("\ndata: ")))
+	}
+	_, _ = fmt.Fprintf(d.w, "event: message\ndata: %s\n\n", line.Bytes())
 	if f, ok := d.w.(http.Flusher); ok {
 		f.Flush()
 	}
