@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -32,7 +31,7 @@ type admitted struct {
 	tool      upstream.Tool // set for tools/call
 	target    authz.Target
 	arguments json.RawMessage
-	meta      map[string]any // client's params._meta
+	meta      map[string]json.RawMessage // client's params._meta, by member
 	decision  authz.Decision
 	txn       string
 	runID     string // the run the call acts for
@@ -270,14 +269,14 @@ func rawOrEmpty(v json.RawMessage) json.RawMessage {
 	return v
 }
 
-func decodeMeta(v json.RawMessage) map[string]any {
+// decodeMeta splits a _meta object, which the envelope decoder has
+// checked, into its members with their exact bytes.
+func decodeMeta(v json.RawMessage) map[string]json.RawMessage {
 	if len(v) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(v))
-	dec.UseNumber()
-	var m map[string]any
-	if dec.Decode(&m) != nil {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(v, &m) != nil {
 		return nil
 	}
 	return m

@@ -176,7 +176,9 @@ func TestDirectCallForwardsAuthorizedBytes(t *testing.T) {
 	}{{"stateless", "", true}, {"sessions", "2025-11-25", true}} {
 		t.Run(era.name, func(t *testing.T) {
 			c := h.client(t, runID(runA), era.version)
-			res, err := c.CallTool(context.Background(), callReq("calc__add", args))
+			req := callReq("calc__add", args)
+			req.Params.Meta = &mcp.Meta{AdditionalFields: map[string]any{"x-client": json.RawMessage(`{"a":[1,"b",true]}`)}}
+			res, err := c.CallTool(context.Background(), req)
 			if err != nil || res.IsError {
 				t.Fatalf("call: %v %+v", err, res)
 			}
@@ -204,6 +206,11 @@ func TestDirectCallForwardsAuthorizedBytes(t *testing.T) {
 			}
 			if _, ok := meta["traceparent"]; !ok {
 				t.Errorf("no traceparent in the forwarded _meta: %v", meta)
+			}
+			var members map[string]json.RawMessage
+			_ = json.Unmarshal(got.params["_meta"], &members)
+			if got := string(members["x-client"]); got != `{"a":[1,"b",true]}` {
+				t.Errorf("client's _meta member forwarded as %s, want its exact bytes", got)
 			}
 		})
 	}

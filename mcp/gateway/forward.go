@@ -230,19 +230,21 @@ func (g *Gateway) forwardMeta(ctx context.Context, a *admitted, token string) (j
 
 	b := make([]byte, 0, 192+len(token))
 	b = append(b, '{')
-	member := func(k string, v any) error {
+	member := func(k string, v []byte) error {
 		kb, err := json.Marshal(k)
 		if err != nil {
 			return err
 		}
-		vb, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("_meta member %s: %w", kb, err)
-		}
-		b = append(append(append(b, kb...), ':'), vb...)
+		b = append(append(append(b, kb...), ':'), v...)
 		b = append(b, ',')
 		return nil
 	}
+	str := func(s string) []byte {
+		v, _ := json.Marshal(s)
+		return v
+	}
+	// The client's members keep their exact bytes, which the envelope
+	// decoder has checked.
 	for _, k := range keys {
 		if err := member(k, a.meta[k]); err != nil {
 			return nil, err
@@ -250,12 +252,12 @@ func (g *Gateway) forwardMeta(ctx context.Context, a *admitted, token string) (j
 	}
 	for _, k := range []string{"traceparent", "tracestate"} {
 		if v := carrier[k]; v != "" {
-			if err := member(k, v); err != nil {
+			if err := member(k, str(v)); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if err := member(txntoken.MetaKey, token); err != nil {
+	if err := member(txntoken.MetaKey, str(token)); err != nil {
 		return nil, err
 	}
 	b[len(b)-1] = '}'
