@@ -43,9 +43,8 @@ type writer struct {
 	updateHead *sql.Stmt
 
 	// turn is held by the writer goroutine while it writes, and by the
-	// checkpointer while a RESTART checkpoint holds SQLite's write lock,
-	// so that a commit waits on turn instead of on SQLite's busy handler,
-	// which sleeps in steps of milliseconds.
+	// checkpointer during a RESTART checkpoint. A commit then waits on
+	// turn, not in SQLite's busy handler, which sleeps for 1 ms or more.
 	turn sync.Mutex
 
 	// Writes since the last checkpoint request; writer goroutine only.
