@@ -308,3 +308,76 @@ func TestDirectCancelReachesToolServer(t *testing.T) {
 		t.Errorf("outcome of a cancelled call: %q (%s), want canceled", o.Outcome, o.Error)
 	}
 }
+
+func TestDirectEchoesRequestID(t *testing.T) {
+	servers, calc, _ := startGoToolServers(t)
+	h := newHarness(t, realUpstream(t, servers, upstream.Options{}))
+	hc := h.ca.httpClient(t, runID(runA))
+	const plain = `{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	hdr := map[string]string{"MCP-Protocol-Version": mcp.ProtocolVersion20260728,
+		"Mcp-Method": "tools/call", "Mcp-Name": "calc__add"}
+
+	for _, id := range []string{`9007199254740993`, `"a\"b\u00e9"`, `-0`} {
+		body := `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"calc__add","arguments":{},"_meta":` + plain + `}}`
+		req, _ := http.NewRequest(http.MethodPost, h.url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := readAll(resp)
+		resp.Body.Close()
+
+		if wireID := calc.last(t).id; !strings.HasPrefix(wireID, rawID) {
+			t.Fatalf("id %s: the call was not forwarded directly (upstream id %s)", id, wireID)
+		}
+		if !strings.HasPrefix(raw, `{"jsonrpc":"2.0","id":`+id+`,`) {
+			t.Errorf("id %s: response %s does not carry the request's id as sent", id, raw)
+		}
+		if strings.Contains(raw, strings.Trim(rawID, `"`)) {
+			t.Errorf("id %s: response %s carries the upstream request id", id, raw)
+		}
+	}
+}
+
+func TestSessionCallsNotPlainUseMCPGo(t *testing.T) {
+	servers, calc, _ := startGoToolServers(t)
+	h := newHarness(t, realUpstream(t, servers, upstream.Options{}))
+	c := h.client(t, runID(runA), "2025-11-25")
+	sid := c.GetSessionId()
+	hc := h.ca.httpClient(t, runID(runA))
+	call := func(params string) string {
+		return `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"calc__add","arguments":{}` + params + `}}`
+	}
+
+	if status, out := h.post(t, hc, call(""), map[string]string{"Mcp-Session-Id": sid}); status != http.StatusOK || out["result"] == nil {
+		t.Fatalf("plain session call: %d %v", status, out)
+	}
+	if id := calc.last(t).id; !strings.HasPrefix(id, rawID) {
+		t.Fatalf("a plain session call was not forwarded directly (id %s)", id)
+	}
+	for _, c := range []struct {
+		name, params string
+		hdr          map[string]string
+	}{
+		{"a reserved _meta key", `,"_meta":{"io.modelcontextprotocol/logLevel":"debug"}`, nil},
+		{"a progress token", `,"_meta":{"progressToken":"p"}`, nil},
+		{"a task", `,"task":{"ttl":1000}`, nil},
+		{"Last-Event-ID", "", map[string]string{"Last-Event-ID": "1"}},
+		{"no protocol version header", "", map[string]string{"MCP-Protocol-Version": ""}},
+	} {
+		hdr := map[string]string{"Mcp-Session-Id": sid}
+		for k, v := range c.hdr {
+			hdr[k] = v
+		}
+		before := len(calc.calls())
+		h.post(t, hc, call(c.params), hdr)
+		got := calc.calls()
+		if len(got) > before && strings.HasPrefix(got[len(got)-1].id, rawID) {
+			t.Errorf("a session call with %s was forwarded directly", c.name)
+		}
+	}
+}
