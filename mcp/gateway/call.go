@@ -131,7 +131,7 @@ func (g *Gateway) resolveTarget(a *admitted, msg *envelope.Message) bool {
 	switch msg.Method {
 	case "tools/call":
 		name := msg.Name
-		a.arguments = rawOrEmpty(msg.Arguments)
+		a.arguments = wireForm(msg.Arguments)
 		t, ok := g.tool(name)
 		if !ok || t.Status == upstream.StatusQuarantined {
 			server, rest := g.splitName(name)
@@ -267,6 +267,19 @@ func rawOrEmpty(v json.RawMessage) json.RawMessage {
 		return json.RawMessage("{}")
 	}
 	return v
+}
+
+// wireForm returns tool arguments as the MCP client sends them upstream:
+// compact, with <, > and & escaped, which is how encoding/json writes a
+// raw message. Authorizing, auditing and digesting that form makes the
+// transaction token's digest match the bytes the tool server receives.
+func wireForm(v json.RawMessage) json.RawMessage {
+	v = rawOrEmpty(v)
+	wire, err := json.Marshal(v)
+	if err != nil {
+		return v // the envelope decoder checked v, and the transport rejects it again
+	}
+	return wire
 }
 
 // decodeMeta splits a _meta object, which the envelope decoder has

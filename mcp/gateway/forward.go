@@ -216,9 +216,11 @@ func (g *Gateway) tokenClaims(a *admitted) txntoken.Claims {
 func (g *Gateway) forwardMeta(ctx context.Context, a *admitted, token string) (json.RawMessage, error) {
 	keys := make([]string, 0, len(a.meta))
 	for k := range a.meta {
+		// Keys are compared ignoring case, since a tool server that decodes
+		// _meta into a Go struct matches its fields that way.
 		switch {
-		case k == txntoken.MetaKey, k == "traceparent", k == "tracestate":
-		case strings.HasPrefix(k, reservedMeta):
+		case strings.EqualFold(k, txntoken.MetaKey), strings.EqualFold(k, "traceparent"), strings.EqualFold(k, "tracestate"):
+		case len(k) >= len(reservedMeta) && strings.EqualFold(k[:len(reservedMeta)], reservedMeta):
 			// Per-hop protocol fields; the upstream connection has its own.
 		default:
 			keys = append(keys, k)

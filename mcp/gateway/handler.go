@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/agentauth/agentauth/mcp/envelope"
 	"github.com/agentauth/agentauth/mcp/txntoken"
@@ -100,12 +99,8 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request, principalErr
 	g.serveGated(w, r, msg, principalErr)
 }
 
-// serveMCP hands a request to mcp-go's server, noting when it last served
-// the request's session.
+// serveMCP hands a request to mcp-go's server.
 func (g *Gateway) serveMCP(w http.ResponseWriter, r *http.Request) {
-	if sid := r.Header.Get(headerSession); sid != "" {
-		g.sessions.touch(sid, time.Now())
-	}
 	g.http.ServeHTTP(w, r)
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -33,6 +34,14 @@ func (g *Gateway) hooks() *server.Hooks {
 			urlElicitation: caps.Elicitation != nil && caps.Elicitation.URL != nil,
 			serverRequests: caps.Sampling != nil || caps.Elicitation != nil || caps.Roots != nil,
 		})
+	})
+	// mcp-go restarts a session's idle timer when it serves a request of
+	// the session; the hook notes the time, which calls served directly
+	// rely on (plainSession).
+	h.AddBeforeAny(func(ctx context.Context, _ any, _ mcp.MCPMethod, _ any) {
+		if sess := server.ClientSessionFromContext(ctx); sess != nil && sess.SessionID() != "" {
+			g.sessions.touch(sess.SessionID(), time.Now())
+		}
 	})
 	h.AddAfterSetLevel(func(ctx context.Context, _ any, _ *mcp.SetLevelRequest, _ *mcp.EmptyResult) {
 		if sess := server.ClientSessionFromContext(ctx); sess != nil {
