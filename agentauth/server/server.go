@@ -220,9 +220,9 @@ func (g *Gateway) openEndpoints(ctx context.Context) error {
 				gw.Refresh()
 			}
 		},
-		OnNotification: func(server string, n mcp.JSONRPCNotification) {
+		OnNotification: func(ctx context.Context, server string, n mcp.JSONRPCNotification) {
 			if gw := mcpGateway.Load(); gw != nil {
-				gw.Notify(server, n)
+				gw.Notify(ctx, server, n)
 			}
 		},
 		Sampling: func(ctx context.Context, server string, r mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {

@@ -212,9 +212,9 @@ func startGateway(t *testing.T, fixtureURL string) string {
 	t.Cleanup(func() { db.Close() })
 	set, err := upstream.New(ctx, []config.Server{{Name: "conformance", URL: fixtureURL}}, upstream.Options{
 		DB: db,
-		OnNotification: func(server string, n mcp.JSONRPCNotification) {
+		OnNotification: func(ctx context.Context, server string, n mcp.JSONRPCNotification) {
 			if gw := ready.Load(); gw != nil {
-				gw.Notify(server, n)
+				gw.Notify(ctx, server, n)
 			}
 		},
 		OnChange: func(upstream.Change) {

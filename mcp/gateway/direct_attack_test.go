@@ -78,9 +78,9 @@ func startLoggingServer(t *testing.T, wrap func(http.Handler) http.Handler) ([]c
 func sessionUpstream(t *testing.T, servers []config.Server, mutate ...func(*Options)) *harness {
 	t.Helper()
 	var gw atomic.Pointer[Gateway]
-	notify := func(server string, n mcp.JSONRPCNotification) {
+	notify := func(ctx context.Context, server string, n mcp.JSONRPCNotification) {
 		if g := gw.Load(); g != nil {
-			g.Notify(server, n)
+			g.Notify(ctx, server, n)
 		}
 	}
 	sampling := func(context.Context, string, mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {

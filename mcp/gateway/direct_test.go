@@ -320,9 +320,9 @@ func TestGeneralPathForProgressAndSampling(t *testing.T) {
 func TestSessionCallDirectOnlyWhenPlain(t *testing.T) {
 	servers, calc, fs := startGoToolServers(t)
 	var gw atomic.Pointer[Gateway]
-	notify := func(server string, n mcp.JSONRPCNotification) {
+	notify := func(ctx context.Context, server string, n mcp.JSONRPCNotification) {
 		if g := gw.Load(); g != nil {
-			g.Notify(server, n)
+			g.Notify(ctx, server, n)
 		}
 	}
 	const ttl = 800 * time.Millisecond

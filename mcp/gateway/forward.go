@@ -60,16 +60,13 @@ func (g *Gateway) request(ctx context.Context, a *admitted) (upstream.Request, e
 	r := upstream.Request{
 		Server: a.target.Server, Name: a.target.Name, Arguments: a.arguments, Meta: meta,
 		Header: http.Header{txntoken.Header: []string{token}},
+		Run:    a.runID,
 	}
 	if _, ok := a.meta["progressToken"]; ok {
 		r.Progress = g.relayProgress(ctx)
 	}
-	endInflight := g.inflight.begin(ctx, a)
 	a.client = client
-	a.end = func() {
-		endInflight()
-		client.End()
-	}
+	a.end = func() { client.End() }
 	return r, nil
 }
 

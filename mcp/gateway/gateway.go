@@ -83,7 +83,6 @@ type Gateway struct {
 
 	toolCalls metric.Int64Counter // MetricToolCalls
 	outcomes  sync.WaitGroup      // outcome records being written
-	inflight  inflight
 	// clients holds, by session id, what each client declared at
 	// initialize (a clientSession).
 	clients sync.Map

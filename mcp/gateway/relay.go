@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -48,64 +47,24 @@ func callFrom(ctx context.Context, server string) error {
 	return nil
 }
 
-// inflight tracks forwarded calls by upstream server, so that a
-// notification a server sends without naming a call can reach the one
-// client it can belong to.
-type inflight struct {
-	mu    sync.Mutex
-	calls map[string]map[*admitted]context.Context
-}
-
-// begin records a forwarded call until the returned func runs.
-func (f *inflight) begin(ctx context.Context, a *admitted) func() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.calls == nil {
-		f.calls = map[string]map[*admitted]context.Context{}
-	}
-	if f.calls[a.target.Server] == nil {
-		f.calls[a.target.Server] = map[*admitted]context.Context{}
-	}
-	f.calls[a.target.Server][a] = ctx
-	return func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		delete(f.calls[a.target.Server], a)
-	}
-}
-
-// only returns the context of the single call in flight to server.
-func (f *inflight) only(server string) (context.Context, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.calls[server]) != 1 {
-		return nil, false
-	}
-	for _, ctx := range f.calls[server] {
-		return ctx, true
-	}
-	return nil, false
-}
-
-// Notify relays a notification that a tool server sent outside any
-// progress token (notifications/message, for one) to the client of the
-// call in flight to that server. With several calls in flight, or none,
-// it cannot tell whose it is and drops it rather than show one run's
-// messages to another. Wire it to upstream.Options.OnNotification.
-func (g *Gateway) Notify(server string, n mcp.JSONRPCNotification) {
+// Notify relays a log message (notifications/message) that a tool server
+// sent to the client of the call it is tied to. ctx is that call's
+// context, as upstream.Options.OnNotification passes it; the upstream set
+// drops a log message it cannot tie to one call without risk of reaching
+// another run. Wire it to upstream.Options.OnNotification.
+func (g *Gateway) Notify(ctx context.Context, server string, n mcp.JSONRPCNotification) {
 	if n.Method != string(mcp.MethodNotificationMessage) {
 		return
 	}
-	ctx, ok := g.inflight.only(server)
-	if !ok {
-		g.opts.Logger.Debug("dropped a log notification not tied to one call", "server", server)
+	if err := callFrom(ctx, server); err != nil {
+		g.opts.Logger.Debug("dropped a log message not tied to a call", "server", server)
 		return
 	}
 	if out, ok := ctx.Value(directReplyKey{}).(*directReply); ok {
 		// A call served directly carries the notification in its own
 		// response, as mcp-go's server would.
 		if !out.notify(n.Method, n.Params.AdditionalFields) {
-			g.opts.Logger.Debug("dropped a log notification the client cannot take", "server", server)
+			g.opts.Logger.Debug("dropped a log message the client cannot take", "server", server)
 		}
 		return
 	}

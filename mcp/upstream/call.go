@@ -23,6 +23,10 @@ type Request struct {
 	// Header is added to the HTTP request of an HTTP server (such as
 	// Txn-Token); stdio servers have no headers, so it is dropped there.
 	Header http.Header
+	// Run is the run the call acts for. A message that the server sends
+	// outside any call's own stream reaches a call only while no other
+	// run's call could have caused it.
+	Run string
 	// Progress receives the server's progress notifications for this call,
 	// with the caller's progressToken restored. It runs on the server's
 	// read loop, so it must not block. Without it, a progressToken in Meta
@@ -125,7 +129,7 @@ func (s *Set) begin(ctx context.Context, c *conn, r Request) (*session, *infligh
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	call := c.calls.begin(ctx, s.tokens.Add(1), r.Progress)
+	call := c.calls.begin(ctx, s.tokens.Add(1), r.Run, r.Progress)
 	if meta != nil && meta.ProgressToken != nil {
 		call.callerToken = meta.ProgressToken
 		meta.ProgressToken = call.token

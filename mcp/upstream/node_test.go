@@ -123,7 +123,7 @@ func TestNodeElicitationRelayed(t *testing.T) {
 func TestNodeSubscriptionRelaysUpdates(t *testing.T) {
 	updates := make(chan string, 16)
 	s := newSet(t, []config.Server{nodeServer(t, "everything", "mcp-server-everything")}, Options{
-		OnNotification: func(server string, n mcp.JSONRPCNotification) {
+		OnNotification: func(_ context.Context, server string, n mcp.JSONRPCNotification) {
 			if n.Method == mcp.MethodNotificationResourceUpdated {
 				uri, _ := n.Params.AdditionalFields["uri"].(string)
 				updates <- server + " " + uri

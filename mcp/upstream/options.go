@@ -44,9 +44,12 @@ type Options struct {
 	OnChange func(Change)
 	// OnNotification receives the notifications a server sends that the Set
 	// does not consume: notifications/message, and
-	// notifications/resources/updated with the URI already namespaced. It
-	// runs on the server's read loop, so it must not block.
-	OnNotification func(server string, n mcp.JSONRPCNotification)
+	// notifications/resources/updated with the URI already namespaced. For
+	// a log message, ctx is the context of the call it is tied to (a log
+	// message that cannot be tied to one call without risk of reaching
+	// another run is dropped). It runs on the server's read loop, so it
+	// must not block.
+	OnNotification func(ctx context.Context, server string, n mcp.JSONRPCNotification)
 
 	// Sampling and Elicitation handle requests a server sends to the
 	// client side. ctx is the context of the tool call that caused the

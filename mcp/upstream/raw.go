@@ -81,7 +81,7 @@ func (s *Set) CallToolRaw(ctx context.Context, r Request) (RawResult, error) {
 	}
 
 	id := s.tokens.Add(1)
-	call := c.calls.begin(ctx, id, nil)
+	call := c.calls.begin(ctx, id, r.Run, nil)
 	defer c.calls.end(call)
 	req := transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,

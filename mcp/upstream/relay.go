@@ -4,13 +4,15 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
 // inflight is one call in progress on a server.
 type inflight struct {
-	id uint64
+	id  uint64
+	run string // the run the call acts for, "" when the caller gave none
 	// ctx is the caller's context, kept so that a request the server sends
 	// back during the call is handled in the caller's name.
 	ctx         context.Context
@@ -21,14 +23,33 @@ type inflight struct {
 
 type callKey struct{}
 
-// inflightCalls tracks the calls in progress on one server.
+// How long after a call of one run ends a message that no call carries is
+// still kept from the call of another run: briefly after a call that got
+// its answer (the server's last messages may still be on their way), and
+// long after one whose caller went away, since the server may work on.
+const (
+	answeredQuiet  = 5 * time.Second
+	abandonedQuiet = 10 * time.Minute
+	// maxQuietRuns bounds the runs remembered for that; past it, no
+	// message that no call carries is attributed until some quiet times
+	// are over.
+	maxQuietRuns = 4096
+)
+
+// inflightCalls tracks the calls in progress on one server, and until
+// when each run whose calls ended may still be sent messages for them.
 type inflightCalls struct {
-	mu sync.Mutex
-	m  map[uint64]*inflight
+	mu    sync.Mutex
+	m     map[uint64]*inflight
+	quiet map[string]time.Time // run -> end of its quiet time
+	// forgotten is the end of the latest quiet time of a run that quiet
+	// had no room for. Until then nothing is attributed by elimination.
+	forgotten time.Time
+	now       func() time.Time
 }
 
-func (ic *inflightCalls) begin(ctx context.Context, id uint64, progress func(mcp.ProgressNotificationParams)) *inflight {
-	call := &inflight{id: id, token: fmt.Sprintf("agentauth-%d", id), progress: progress}
+func (ic *inflightCalls) begin(ctx context.Context, id uint64, run string, progress func(mcp.ProgressNotificationParams)) *inflight {
+	call := &inflight{id: id, run: run, token: fmt.Sprintf("agentauth-%d", id), progress: progress}
 	call.ctx = context.WithValue(ctx, callKey{}, call)
 	ic.mu.Lock()
 	ic.m[id] = call
@@ -36,27 +57,56 @@ func (ic *inflightCalls) begin(ctx context.Context, id uint64, progress func(mcp
 	return call
 }
 
+// end removes a call. A call whose caller went away (its context ended)
+// keeps its run's quiet time longer than one that got its answer.
 func (ic *inflightCalls) end(call *inflight) {
-	ic.mu.Lock()
-	delete(ic.m, call.id)
-	ic.mu.Unlock()
-}
-
-func (ic *inflightCalls) byToken(token string) *inflight {
+	quiet := answeredQuiet
+	if call.ctx.Err() != nil {
+		quiet = abandonedQuiet
+	}
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
-	for _, call := range ic.m {
-		if call.token == token {
-			return call
-		}
+	delete(ic.m, call.id)
+	now := ic.clock()
+	until := now.Add(quiet)
+	if ic.quiet == nil {
+		ic.quiet = map[string]time.Time{}
 	}
-	return nil
+	if len(ic.quiet) >= maxQuietRuns {
+		ic.pruneQuiet(now)
+	}
+	prev, known := ic.quiet[call.run]
+	switch {
+	case known && !until.After(prev):
+	case known || len(ic.quiet) < maxQuietRuns:
+		ic.quiet[call.run] = until
+	case until.After(ic.forgotten):
+		ic.forgotten = until
+	}
 }
 
-// attribute returns the call a server request belongs to: the call carried
-// by ctx (a multi round-trip request is handled on the call's context), or
-// the only call in flight. With none or several it returns nil, since
-// handling it in the wrong caller's name would leak across runs.
+// pruneQuiet forgets the runs whose quiet time is over. The caller holds
+// ic.mu.
+func (ic *inflightCalls) pruneQuiet(now time.Time) {
+	for run, until := range ic.quiet {
+		if !until.After(now) {
+			delete(ic.quiet, run)
+		}
+	}
+}
+
+func (ic *inflightCalls) clock() time.Time {
+	if ic.now != nil {
+		return ic.now()
+	}
+	return time.Now()
+}
+
+// attribute returns the call a server message belongs to: the call
+// carried by ctx (a request sent on the call's own stream is handled on
+// the call's context), or else the only call in flight, provided that no
+// other run is within its quiet time. It returns nil otherwise, since
+// handling the message in the wrong run's name would leak across runs.
 func (ic *inflightCalls) attribute(ctx context.Context) *inflight {
 	if call, ok := ctx.Value(callKey{}).(*inflight); ok {
 		return call
@@ -66,8 +116,30 @@ func (ic *inflightCalls) attribute(ctx context.Context) *inflight {
 	if len(ic.m) != 1 {
 		return nil
 	}
+	var only *inflight
 	for _, call := range ic.m {
-		return call
+		only = call
+	}
+	now := ic.clock()
+	if ic.forgotten.After(now) {
+		return nil
+	}
+	ic.pruneQuiet(now)
+	for run := range ic.quiet {
+		if run != only.run {
+			return nil
+		}
+	}
+	return only
+}
+
+func (ic *inflightCalls) byToken(token string) *inflight {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	for _, call := range ic.m {
+		if call.token == token {
+			return call
+		}
 	}
 	return nil
 }
@@ -106,6 +178,17 @@ func (c *conn) relayOther(n mcp.JSONRPCNotification) {
 	if c.set.opts.OnNotification == nil {
 		return
 	}
+	ctx := c.set.ctx
+	if n.Method == string(mcp.MethodNotificationMessage) {
+		// A log message names no call, so it goes to a call only when
+		// attribute can tie it to one without risk of crossing runs.
+		call := c.calls.attribute(context.Background())
+		if call == nil {
+			c.log.Debug("dropped a log message not tied to one call")
+			return
+		}
+		ctx = call.ctx
+	}
 	if n.Method == mcp.MethodNotificationResourceUpdated {
 		if uri, ok := n.Params.AdditionalFields["uri"].(string); ok {
 			fields := map[string]any{}
@@ -116,7 +199,7 @@ func (c *conn) relayOther(n mcp.JSONRPCNotification) {
 			n.Params.AdditionalFields = fields
 		}
 	}
-	c.set.opts.OnNotification(c.cfg.Name, n)
+	c.set.opts.OnNotification(ctx, c.cfg.Name, n)
 }
 
 type samplingRelay struct{ c *conn }
