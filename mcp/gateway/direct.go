@@ -43,10 +43,10 @@ func (g *Gateway) direct(r *http.Request, msg *envelope.Message, a *admitted) (r
 	}
 	version := h.Get(mcp.HeaderProtocolVersion)
 	if sid := h.Get(headerSession); sid != "" {
-		if !g.plainSession(sid, version) || !plainLegacyMeta(msg.Meta) {
+		if !g.plainSession(sid, version) || !plainLegacyMeta(msg.Meta, a.meta) {
 			return nil, false
 		}
-	} else if version != mcp.ProtocolVersion20260728 || !plainMeta(msg.Meta, version) {
+	} else if version != mcp.ProtocolVersion20260728 || !plainMeta(msg.Meta, a.meta, version) {
 		return nil, false
 	}
 	return ru, ru.RawCapable(a.target.Server)
@@ -70,15 +70,12 @@ func (g *Gateway) plainSession(sid, version string) bool {
 
 // plainLegacyMeta reports whether the _meta of a call on a revision with
 // sessions carries no progress token and no key that MCP reserves.
-func plainLegacyMeta(m *envelope.Meta) bool {
+// fields holds the members of m, as admit decoded them.
+func plainLegacyMeta(m *envelope.Meta, fields map[string]json.RawMessage) bool {
 	if m == nil {
 		return true
 	}
-	if m.ProgressToken != nil {
-		return false
-	}
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(m.Raw, &fields) != nil {
+	if m.ProgressToken != nil || fields == nil {
 		return false
 	}
 	for k := range fields {
@@ -97,12 +94,9 @@ func jsonContent(v string) bool {
 // plainMeta reports whether _meta declares version and capabilities
 // without sampling, elicitation or roots, carries no progress token, and
 // uses no other key that MCP reserves.
-func plainMeta(m *envelope.Meta, version string) bool {
-	if m == nil || m.ProgressToken != nil {
-		return false
-	}
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(m.Raw, &fields) != nil {
+// fields holds the members of m, as admit decoded them.
+func plainMeta(m *envelope.Meta, fields map[string]json.RawMessage, version string) bool {
+	if m == nil || m.ProgressToken != nil || fields == nil {
 		return false
 	}
 	var v string
