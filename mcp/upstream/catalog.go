@@ -2,9 +2,12 @@ package upstream
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sort"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -229,6 +232,53 @@ func (c *conn) refresh(s *session, kind string) {
 	c.catalog = cat
 	c.mu.Unlock()
 	c.set.changed(Change{Server: c.cfg.Name, Kind: kind})
+}
+
+// relist lists the server's catalog again and takes it when it differs
+// from the one in use. A transport failure ends the session, so that the
+// server is reconnected.
+func (c *conn) relist(s *session) {
+	ctx, cancel := context.WithTimeout(c.set.ctx, c.set.opts.StartTimeout)
+	defer cancel()
+	cat, err := c.list(ctx, s)
+	if err != nil {
+		if c.set.ctx.Err() == nil {
+			c.log.Warn("upstream periodic listing failed", "err", err)
+			_ = c.checkTransport(ctx, s, err)
+		}
+		return
+	}
+	c.mu.Lock()
+	if c.sess != s || cat.fingerprint() == c.catalog.fingerprint() {
+		c.mu.Unlock()
+		return
+	}
+	c.catalog = cat
+	c.mu.Unlock()
+	c.log.Info("upstream catalog changed without a list_changed notification")
+	c.set.changed(Change{Server: c.cfg.Name, Kind: "server"})
+}
+
+// fingerprint digests everything of a catalog that the gateway exposes or
+// checks, so that two listings can be compared.
+func (sc serverCatalog) fingerprint() string {
+	type tool struct{ Name, Digest, Status, Reason string }
+	tools := make([]tool, 0, len(sc.tools))
+	for name, t := range sc.tools {
+		tools = append(tools, tool{name, t.Digest, string(t.Status), t.Reason})
+	}
+	sort.Slice(tools, func(i, j int) bool { return tools[i].Name < tools[j].Name })
+	b, err := json.Marshal(struct {
+		Tools     []tool
+		Prompts   []Prompt
+		Resources []Resource
+		Templates []ResourceTemplate
+	}{tools, sc.prompts, sc.resources, sc.templates})
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // tool returns the server's tool of upstream name.

@@ -87,11 +87,26 @@ func (c *conn) start() (*session, error) {
 }
 
 // serve waits for the session to end, then takes the server out of the
-// catalog.
+// catalog. Meanwhile it lists the server's catalog again every
+// RelistInterval: a server may change its tools without a list_changed
+// notification, or restart behind a URL and accept the old session.
 func (c *conn) serve(s *session) {
-	select {
-	case <-s.done:
-	case <-c.set.ctx.Done():
+	var relist <-chan time.Time
+	if d := c.set.opts.RelistInterval; d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		relist = t.C
+	}
+wait:
+	for {
+		select {
+		case <-s.done:
+			break wait
+		case <-c.set.ctx.Done():
+			break wait
+		case <-relist:
+			c.relist(s)
+		}
 	}
 	c.mu.Lock()
 	c.sess, c.catalog = nil, serverCatalog{}

@@ -31,6 +31,11 @@ type Options struct {
 	// RestartMin and RestartMax bound the exponential backoff between
 	// restarts of a failed server (defaults 200ms and 30s).
 	RestartMin, RestartMax time.Duration
+	// RelistInterval is how often each server's catalog is listed again,
+	// to catch changes the server announced with no list_changed
+	// notification. Zero means DefaultRelistInterval, a negative value
+	// turns it off.
+	RelistInterval time.Duration
 	// StartTimeout bounds starting one server and listing its catalog
 	// (default 30s).
 	StartTimeout time.Duration
@@ -72,6 +77,10 @@ type Change struct {
 	Kind string
 }
 
+// DefaultRelistInterval is how often a server's catalog is listed again
+// by default.
+const DefaultRelistInterval = time.Minute
+
 // sessionProtocol reports whether servers are spoken to in
 // [SessionProtocol] rather than the newest revision.
 func (o *Options) sessionProtocol() bool {
@@ -93,6 +102,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.PinPoll <= 0 {
 		o.PinPoll = 2 * time.Second
+	}
+	if o.RelistInterval == 0 {
+		o.RelistInterval = DefaultRelistInterval
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 30 * time.Second
