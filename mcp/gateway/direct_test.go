@@ -92,7 +92,7 @@ func echoArgs(_ context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, er
 func startGoToolServers(t *testing.T) (servers []config.Server, calc, fs *wire) {
 	t.Helper()
 	start := func(name string, tools map[string]server.ToolHandlerFunc) *wire {
-		s := server.NewMCPServer(name, "1", server.WithToolCapabilities(true))
+		s := server.NewMCPServer(name, "1", server.WithToolCapabilities(true), server.WithLogging())
 		for tool, h := range tools {
 			s.AddTool(mcp.NewToolWithRawSchema(tool, tool, json.RawMessage(`{"type":"object"}`)), h)
 		}
@@ -112,8 +112,9 @@ func startGoToolServers(t *testing.T) (servers []config.Server, calc, fs *wire) 
 		"read":  echoArgs,
 		"write": echoArgs,
 		"slow": func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			_ = server.ServerFromContext(ctx).SendNotificationToClient(ctx, "notifications/message",
-				map[string]any{"level": "info", "data": "halfway"})
+			srv := server.ServerFromContext(ctx)
+			_ = srv.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(mcp.LoggingLevelInfo, "fs", "halfway"))
+			_ = srv.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(mcp.LoggingLevelError, "fs", "failing"))
 			if r.Params.Meta != nil && r.Params.Meta.ProgressToken != nil {
 				_ = server.ServerFromContext(ctx).SendNotificationToClient(ctx, "notifications/progress",
 					map[string]any{"progressToken": r.Params.Meta.ProgressToken, "progress": 1, "total": 2})
@@ -220,9 +221,14 @@ func TestDirectCallForwardsAuthorizedBytes(t *testing.T) {
 	if len(h.audit.decisions) != 2 || len(h.audit.outcomes) != 2 {
 		t.Fatalf("decisions=%d outcomes=%d, want 2 and 2", len(h.audit.decisions), len(h.audit.outcomes))
 	}
+	decided := map[string]bool{}
+	for _, d := range h.audit.decisions {
+		decided[d.Txn] = true
+	}
+	// Outcomes are written off the response path, so in any order.
 	for i, o := range h.audit.outcomes {
-		if o.Outcome != "ok" || o.Txn != h.audit.decisions[i].Txn {
-			t.Errorf("outcome %d = %+v", i, o)
+		if o.Outcome != "ok" || !decided[o.Txn] {
+			t.Errorf("outcome %d = %+v, want ok for a decided transaction", i, o)
 		}
 	}
 }
@@ -337,7 +343,8 @@ func TestSessionCallDirectOnlyWhenPlain(t *testing.T) {
 	direct := func(w *wire) bool { return strings.HasPrefix(w.last(t).id, rawID) }
 
 	// A log message the tool server sends during a direct call reaches the
-	// client in the call's own response, which becomes an event stream.
+	// client in the call's own response, which becomes an event stream. A
+	// session that set no level gets errors only, as from mcp-go's server.
 	var mu sync.Mutex
 	var logs []string
 	c := h.client(t, runID(runA), "2025-11-25")
@@ -357,7 +364,7 @@ func TestSessionCallDirectOnlyWhenPlain(t *testing.T) {
 	waitUntil(t, "the log message", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(logs) == 1 && logs[0] == "halfway"
+		return len(logs) == 1 && logs[0] == "failing"
 	})
 
 	// After a quarter of the idle timeout without mcp-go serving the
@@ -371,6 +378,26 @@ func TestSessionCallDirectOnlyWhenPlain(t *testing.T) {
 			t.Errorf("call %d after an idle spell: served directly = %v, want %v", i, got, want)
 		}
 	}
+
+	// A session that set a level goes through mcp-go, which passes it the
+	// messages at or above that level.
+	mu.Lock()
+	logs = nil
+	mu.Unlock()
+	if err := c.SetLevel(context.Background(), mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelDebug}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CallTool(context.Background(), callReq("fs__slow", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if direct(fs) {
+		t.Error("a call of a session that set a logging level was served directly")
+	}
+	waitUntil(t, "both log messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Equal(logs, []string{"halfway", "failing"})
+	})
 
 	// A client that takes sampling requests may be asked for one.
 	sampler := samplingClientAt(t, h, "2025-11-25")

@@ -60,13 +60,34 @@ func (g *Gateway) Notify(ctx context.Context, server string, n mcp.JSONRPCNotifi
 		g.opts.Logger.Debug("dropped a log message not tied to a call", "server", server)
 		return
 	}
+	msg := logMessage(n)
 	if out, ok := ctx.Value(directReplyKey{}).(*directReply); ok {
 		// A call served directly carries the notification in its own
-		// response, as mcp-go's server would.
-		if !out.notify(n.Method, n.Params.AdditionalFields) {
+		// response, as mcp-go's server would. Only sessions that set no
+		// level are served directly, and mcp-go's default level is error.
+		if !msg.Params.Level.ShouldSendTo(mcp.LoggingLevelError) {
+			return
+		}
+		if !out.notify(n.Method, msg.Params) {
 			g.opts.Logger.Debug("dropped a log message the client cannot take", "server", server)
 		}
 		return
 	}
-	_ = g.mcp.SendNotificationToClient(ctx, n.Method, n.Params.AdditionalFields)
+	// mcp-go sends it only at or above the level the client chose: the
+	// session's, or under protocol version 2026-07-28 the request's.
+	if err := g.mcp.SendLogMessageToClient(ctx, msg); err != nil {
+		g.opts.Logger.Debug("dropped a log message", "server", server, "error", err)
+	}
+}
+
+// logMessage reads a notifications/message as a log message. An unknown
+// level reads as error, so that the message is passed on rather than lost.
+func logMessage(n mcp.JSONRPCNotification) mcp.LoggingMessageNotification {
+	level, _ := n.Params.AdditionalFields["level"].(string)
+	logger, _ := n.Params.AdditionalFields["logger"].(string)
+	msg := mcp.NewLoggingMessageNotification(mcp.LoggingLevel(level), logger, n.Params.AdditionalFields["data"])
+	if !msg.Params.Level.ShouldSendTo(mcp.LoggingLevelDebug) {
+		msg.Params.Level = mcp.LoggingLevelError
+	}
+	return msg
 }

@@ -103,7 +103,22 @@ func (c *conn) handshake(ctx, sessCtx context.Context, s *session) error {
 	if _, err := s.client.Initialize(ctx, req); err != nil {
 		return err
 	}
+	c.takeAllLogs(ctx, s)
 	return c.listen(sessCtx, s)
+}
+
+// takeAllLogs asks a server that logs to send every log message, so that
+// the gateway can pass each client the ones at or above the level that
+// client chose. Without it a server sends only errors (mcp-go's default).
+// Under protocol version 2026-07-28 the level is declared per request,
+// which mcp-go's client then does for every request it sends.
+func (c *conn) takeAllLogs(ctx context.Context, s *session) {
+	if s.client.GetServerCapabilities().Logging == nil {
+		return
+	}
+	if err := s.client.SetLevel(ctx, mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelDebug}}); err != nil {
+		c.log.Warn("upstream server did not take log level debug; only its default level of log messages will reach clients", "err", err)
+	}
 }
 
 // listen opts in to list_changed notifications. Protocol version 2026-07-28
