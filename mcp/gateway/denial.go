@@ -73,7 +73,8 @@ func denialMessage(d authz.Decision) string {
 
 // writeMalformed replies to a body the envelope decoder rejected, with the
 // JSON-RPC code for its kind (-32700 or -32600) and HTTP 400, 413 or 415.
-func writeMalformed(w http.ResponseWriter, err error) {
+// id is the request's id when the body could be read, else nil.
+func writeMalformed(w http.ResponseWriter, id json.RawMessage, err error) {
 	code, status, kind := envelope.CodeInvalidRequest, http.StatusBadRequest, envelope.Kind("")
 	var ee *envelope.Error
 	if errors.As(err, &ee) {
@@ -87,7 +88,10 @@ func writeMalformed(w http.ResponseWriter, err error) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	sw := &statusWriter{ResponseWriter: w, status: status}
-	writeError(sw, json.RawMessage("null"), code, "malformed request: "+err.Error(),
+	if id == nil {
+		id = json.RawMessage("null")
+	}
+	writeError(sw, id, code, "malformed request: "+err.Error(),
 		DenialData{Reason: authz.ReasonMalformedRequest}, false)
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -84,7 +85,11 @@ func (g *Gateway) refuseMalformed(w http.ResponseWriter, r *http.Request, msg *e
 	if aerr := g.opts.Auditor.AppendDecision(actx, rec); aerr != nil {
 		g.opts.Logger.Error("audit append of a malformed request failed", "run_id", rec.RunID, "error", aerr)
 	}
-	writeMalformed(w, err)
+	var id json.RawMessage
+	if msg != nil {
+		id = msg.ID // the body decoded, only its headers disagreed with it
+	}
+	writeMalformed(w, id, err)
 }
 
 // malformedRecord is the audit record of a malformed request: who sent

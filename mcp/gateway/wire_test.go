@@ -83,3 +83,18 @@ func TestMetaCaseVariantsDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedHeadersEchoRequestID checks that a request whose body
+// decoded but whose headers disagree with it gets its own id back.
+func TestMalformedHeadersEchoRequestID(t *testing.T) {
+	h := newHarness(t)
+	hc := h.ca.httpClient(t, runID(runA))
+	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"calc__add","arguments":{}}}`
+	status, out := h.post(t, hc, body, map[string]string{"MCP-Protocol-Version": mcp.ProtocolVersion20260728})
+	if status != 400 {
+		t.Errorf("status = %d, want 400", status)
+	}
+	if id, _ := out["id"].(float64); id != 7 {
+		t.Errorf("error response id = %v, want the request's 7 (%v)", out["id"], out)
+	}
+}
