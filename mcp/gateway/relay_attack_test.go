@@ -39,7 +39,7 @@ func startRelayServer(t *testing.T) *relayServer {
 			args := string(r.Params.RawArguments)
 			srv := server.ServerFromContext(ctx)
 			_ = srv.SendNotificationToClient(ctx, "notifications/message",
-				map[string]any{"level": "info", "data": args})
+				map[string]any{"level": "error", "data": args})
 			if r.Params.Meta != nil && r.Params.Meta.ProgressToken != nil {
 				_ = srv.SendNotificationToClient(ctx, "notifications/progress", map[string]any{
 					"progressToken": r.Params.Meta.ProgressToken, "progress": 1, "total": 2, "message": args})
@@ -237,5 +237,51 @@ func TestEscapedDuplicateArgumentRejected(t *testing.T) {
 		if len(fs.calls()) != before {
 			t.Errorf("arguments %s reached the tool server as %s", args, fs.last(t).params["arguments"])
 		}
+	}
+}
+
+// TestRelayLogsStayWithTheirRun checks that run B receives the error-level
+// log message of its own call but none of run A's while B holds a call
+// open on the same server. It covers the direct path (no level set) and
+// mcp-go's path (level debug).
+func TestRelayLogsStayWithTheirRun(t *testing.T) {
+	for _, level := range []mcp.LoggingLevel{"", mcp.LoggingLevelDebug} {
+		t.Run("level="+string(level), func(t *testing.T) {
+			rs := startRelayServer(t)
+			h := sessionUpstream(t, rs.servers)
+			a := h.client(t, runID(runA), "2025-11-25")
+			b := h.client(t, runID(runB), "2025-11-25")
+			bn := collect(b)
+			if level != "" {
+				req := mcp.SetLevelRequest{}
+				req.Params.Level = level
+				if err := b.SetLevel(context.Background(), req); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_, _ = b.CallTool(ctx, callReq("calc__add", `{"hold":"B"}`))
+			}()
+			waitUntil(t, "run B's own log message", func() bool { return len(bn.of("notifications/message")) == 1 })
+			direct := strings.HasPrefix(rs.wire.last(t).id, rawID)
+			if direct != (level == "") {
+				t.Errorf("run B's call served directly = %v at level %q", direct, level)
+			}
+			for i := range 20 {
+				if _, err := a.CallTool(context.Background(), callReq("calc__add", fmt.Sprintf(`{"secret":%d}`, i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cancel()
+			<-done
+			got := bn.of("notifications/message")
+			if len(got) != 1 || got[0] != `{"hold":"B"}` {
+				t.Errorf("run B's log messages = %q, want only its own {\"hold\":\"B\"}", got)
+			}
+		})
 	}
 }
