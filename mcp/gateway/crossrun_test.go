@@ -28,8 +28,9 @@ func TestLogMessagesStayWithTheirRun(t *testing.T) {
 	s := server.NewMCPServer("calc", "1", server.WithToolCapabilities(true), server.WithLogging())
 	s.AddTool(mcp.NewToolWithRawSchema("add", "add", json.RawMessage(`{"type":"object"}`)),
 		func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			// At error level, which reaches even a session that set no level.
 			_ = server.ServerFromContext(ctx).SendNotificationToClient(ctx, "notifications/message",
-				map[string]any{"level": "info", "data": string(r.Params.RawArguments)})
+				map[string]any{"level": "error", "data": string(r.Params.RawArguments)})
 			if strings.Contains(string(r.Params.RawArguments), "hold") {
 				<-release
 			}

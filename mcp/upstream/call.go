@@ -58,6 +58,7 @@ func (s *Set) CallTool(ctx context.Context, r Request) (*mcp.CallToolResult, err
 	}
 	req.Params.Meta = meta
 	res, err := sess.client.CallTool(call.ctx, req)
+	call.failed = err != nil || (res != nil && res.IsError)
 	return res, c.checkTransport(ctx, sess, err)
 }
 
@@ -81,6 +82,7 @@ func (s *Set) GetPrompt(ctx context.Context, r Request) (*mcp.GetPromptResult, e
 	defer c.calls.end(call)
 	req.Params.Meta = meta
 	res, err := sess.client.GetPrompt(call.ctx, req)
+	call.failed = err != nil
 	return res, c.checkTransport(ctx, sess, err)
 }
 
@@ -99,6 +101,7 @@ func (s *Set) ReadResource(ctx context.Context, r Request) (*mcp.ReadResourceRes
 	req.Params.URI = r.Name
 	req.Params.Meta = meta
 	res, err := sess.client.ReadResource(call.ctx, req)
+	call.failed = err != nil
 	return res, c.checkTransport(ctx, sess, err)
 }
 
@@ -116,6 +119,7 @@ func (s *Set) Complete(ctx context.Context, r Request, params mcp.CompleteParams
 	defer c.calls.end(call)
 	req := mcp.CompleteRequest{Header: r.Header, Params: params}
 	res, err := sess.client.Complete(call.ctx, req)
+	call.failed = err != nil
 	return res, c.checkTransport(ctx, sess, err)
 }
 

@@ -92,6 +92,7 @@ func (s *Set) CallToolRaw(ctx context.Context, r Request) (RawResult, error) {
 	}
 	tr := sess.client.GetTransport()
 	resp, err := tr.SendRequest(call.ctx, req)
+	call.failed = true // until a result that is no error arrives
 	if err != nil {
 		if ctx.Err() != nil && sess.proc != nil {
 			c.sendCancelled(tr, req.ID, ctx.Err())
@@ -101,7 +102,9 @@ func (s *Set) CallToolRaw(ctx context.Context, r Request) (RawResult, error) {
 	if resp.Error != nil {
 		return RawResult{}, resp.Error.AsError()
 	}
-	return rawResult(resp.Result)
+	res, err := rawResult(resp.Result)
+	call.failed = err != nil || res.IsError
+	return res, err
 }
 
 // sendCancelled tells a stdio server to stop working on a request whose

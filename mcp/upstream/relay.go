@@ -19,16 +19,20 @@ type inflight struct {
 	token       mcp.ProgressToken // unique token sent upstream
 	callerToken mcp.ProgressToken // the caller's token, restored on relay
 	progress    func(mcp.ProgressNotificationParams)
+	// failed is set when the call ended in an error, the server's or the
+	// tool's: the server may still be working on it.
+	failed bool
 }
 
 type callKey struct{}
 
 // How long after a call of one run ends a message that no call carries is
-// still kept from the call of another run: briefly after a call that got
-// its answer (the server's last messages may still be on their way), and
-// long after one whose caller went away, since the server may work on.
+// still kept from the call of another run: a while after a call that got
+// a result (the server's last messages may still be on their way, or come
+// from work it goes on with), and long after one that failed or whose
+// caller went away, since the server may well work on.
 const (
-	answeredQuiet  = 5 * time.Second
+	answeredQuiet  = 30 * time.Second
 	abandonedQuiet = 10 * time.Minute
 	// maxQuietRuns bounds the runs remembered for that; past it, no
 	// message that no call carries is attributed until some quiet times
@@ -57,11 +61,12 @@ func (ic *inflightCalls) begin(ctx context.Context, id uint64, run string, progr
 	return call
 }
 
-// end removes a call. A call whose caller went away (its context ended)
-// keeps its run's quiet time longer than one that got its answer.
+// end removes a call. A call that failed or whose caller went away (its
+// context ended) keeps its run's quiet time longer than one that got a
+// result.
 func (ic *inflightCalls) end(call *inflight) {
 	quiet := answeredQuiet
-	if call.ctx.Err() != nil {
+	if call.failed || call.ctx.Err() != nil {
 		quiet = abandonedQuiet
 	}
 	ic.mu.Lock()

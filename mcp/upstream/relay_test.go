@@ -72,6 +72,21 @@ func TestAttributeWaitsOutOtherRuns(t *testing.T) {
 	if got := calls.attribute(background); got != b {
 		t.Error("after the abandoned call's quiet time, run-b's only call was not chosen")
 	}
+	calls.end(b)
+
+	// Run A's call fails; the server may go on with the work behind it.
+	a = calls.begin(background, 5, "run-a", nil)
+	a.failed = true
+	calls.end(a)
+	b = calls.begin(background, 6, "run-b", nil)
+	now = now.Add(answeredQuiet + time.Second)
+	if got := calls.attribute(background); got != nil {
+		t.Error("a message soon after another run's failed call was given to run-b")
+	}
+	now = now.Add(abandonedQuiet)
+	if got := calls.attribute(background); got != b {
+		t.Error("after the failed call's quiet time, run-b's only call was not chosen")
+	}
 }
 
 func TestAttributeWhenRunsOverflow(t *testing.T) {
