@@ -123,17 +123,19 @@ func (s *Set) Complete(ctx context.Context, r Request, params mcp.CompleteParams
 	return res, c.checkTransport(ctx, sess, err)
 }
 
-// begin takes the live session, registers the call and builds its _meta.
+// begin takes the session of the call's run, registers the call and
+// builds its _meta.
 func (s *Set) begin(ctx context.Context, c *conn, r Request) (*session, *inflight, *mcp.Meta, error) {
-	sess, err := c.session()
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: server %q is down or restarting", err, c.cfg.Name)
-	}
 	meta, err := parseMeta(r.Meta)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	sess, release, err := c.sessionFor(ctx, r.Run)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: server %q is down or restarting", err, c.cfg.Name)
+	}
 	call := c.calls.begin(ctx, s.tokens.Add(1), r.Run, r.Progress)
+	call.release = release
 	if meta != nil && meta.ProgressToken != nil {
 		call.callerToken = meta.ProgressToken
 		meta.ProgressToken = call.token

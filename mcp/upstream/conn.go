@@ -29,6 +29,7 @@ type conn struct {
 	stopped   chan struct{}
 
 	calls inflightCalls
+	runs  runSessions
 }
 
 // run keeps the server connected until the Set closes.
@@ -97,6 +98,9 @@ func (c *conn) serve(s *session) {
 		defer t.Stop()
 		relist = t.C
 	}
+	sweep := time.NewTicker(runSessionIdle / 4)
+	defer sweep.Stop()
+	defer c.runs.closeAll()
 wait:
 	for {
 		select {
@@ -106,6 +110,8 @@ wait:
 			break wait
 		case <-relist:
 			c.relist(s)
+		case now := <-sweep.C:
+			c.runs.sweep(now, runSessionIdle)
 		}
 	}
 	c.mu.Lock()

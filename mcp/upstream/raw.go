@@ -62,10 +62,11 @@ func (s *Set) CallToolRaw(ctx context.Context, r Request) (RawResult, error) {
 	if err := c.callable(ctx, r.Name); err != nil {
 		return RawResult{}, err
 	}
-	sess, err := c.session()
+	sess, release, err := c.sessionFor(ctx, r.Run)
 	if err != nil {
 		return RawResult{}, fmt.Errorf("%w: server %q is down or restarting", err, c.cfg.Name)
 	}
+	defer release()
 	version := sess.client.ProtocolVersion()
 	modern := mcp.IsModernProtocol(version)
 	params, err := rawCallParams(r, c.protocolMeta(version, modern))

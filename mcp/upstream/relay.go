@@ -22,6 +22,8 @@ type inflight struct {
 	// failed is set when the call ended in an error, the server's or the
 	// tool's: the server may still be working on it.
 	failed bool
+	// release returns the call's run session, if it used one.
+	release func()
 }
 
 type callKey struct{}
@@ -68,6 +70,9 @@ func (ic *inflightCalls) end(call *inflight) {
 	quiet := answeredQuiet
 	if call.failed || call.ctx.Err() != nil {
 		quiet = abandonedQuiet
+	}
+	if call.release != nil {
+		call.release()
 	}
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
@@ -138,6 +143,29 @@ func (ic *inflightCalls) attribute(ctx context.Context) *inflight {
 	return only
 }
 
+// attributeRun returns the call of run a message that arrived on run's
+// own session belongs to: the call carried by ctx, or else the only call
+// of run in flight. A message on a run's session cannot belong to another
+// run, so no quiet time applies.
+func (ic *inflightCalls) attributeRun(ctx context.Context, run string) *inflight {
+	if call, ok := ctx.Value(callKey{}).(*inflight); ok && call.run == run {
+		return call
+	}
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	var only *inflight
+	for _, call := range ic.m {
+		if call.run != run {
+			continue
+		}
+		if only != nil {
+			return nil
+		}
+		only = call
+	}
+	return only
+}
+
 func (ic *inflightCalls) byToken(token string) *inflight {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
@@ -162,7 +190,20 @@ func (c *conn) onNotification(s *session, n mcp.JSONRPCNotification) {
 	case mcp.MethodNotificationResourcesListChanged:
 		go c.refresh(s, "resources")
 	default:
-		c.relayOther(n)
+		c.relayOther(n, "")
+	}
+}
+
+// onRunNotification handles a notification on run's session. The shared
+// session sees list changes, so only progress and the rest are handled.
+func (c *conn) onRunNotification(_ *session, run string, n mcp.JSONRPCNotification) {
+	switch n.Method {
+	case string(mcp.MethodNotificationProgress):
+		c.relayProgress(n)
+	case mcp.MethodNotificationToolsListChanged, mcp.MethodNotificationPromptsListChanged,
+		mcp.MethodNotificationResourcesListChanged:
+	default:
+		c.relayOther(n, run)
 	}
 }
 
@@ -179,15 +220,20 @@ func (c *conn) relayProgress(n mcp.JSONRPCNotification) {
 	call.progress(p)
 }
 
-func (c *conn) relayOther(n mcp.JSONRPCNotification) {
+// relayOther passes a notification on. run names the run whose session it
+// arrived on, empty for the shared session.
+func (c *conn) relayOther(n mcp.JSONRPCNotification, run string) {
 	if c.set.opts.OnNotification == nil {
 		return
 	}
 	ctx := c.set.ctx
 	if n.Method == string(mcp.MethodNotificationMessage) {
-		// A log message names no call, so it goes to a call only when
-		// attribute can tie it to one without risk of crossing runs.
+		// A log message names no call, so it goes to a call only when it
+		// can be tied to one without risk of crossing runs.
 		call := c.calls.attribute(context.Background())
+		if run != "" {
+			call = c.calls.attributeRun(context.Background(), run)
+		}
 		if call == nil {
 			c.log.Debug("dropped a log message not tied to one call")
 			return
@@ -207,20 +253,30 @@ func (c *conn) relayOther(n mcp.JSONRPCNotification) {
 	c.set.opts.OnNotification(ctx, c.cfg.Name, n)
 }
 
-type samplingRelay struct{ c *conn }
+// samplingRelay handles sampling requests of the shared session (run
+// empty) or of one run's session.
+type samplingRelay struct {
+	c   *conn
+	run string
+}
 
 func (r samplingRelay) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-	call := r.c.calls.attribute(ctx)
+	call := r.c.attributeTo(ctx, r.run)
 	if call == nil {
 		return nil, r.c.unattributed("sampling/createMessage")
 	}
 	return r.c.set.opts.Sampling(call.ctx, r.c.cfg.Name, req)
 }
 
-type elicitationRelay struct{ c *conn }
+// elicitationRelay handles elicitation requests of the shared session
+// (run empty) or of one run's session.
+type elicitationRelay struct {
+	c   *conn
+	run string
+}
 
 func (r elicitationRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
-	call := r.c.calls.attribute(ctx)
+	call := r.c.attributeTo(ctx, r.run)
 	if call == nil {
 		return nil, r.c.unattributed("elicitation/create")
 	}
@@ -231,6 +287,15 @@ type rootsRelay struct{ c *conn }
 
 func (r rootsRelay) ListRoots(ctx context.Context, _ mcp.ListRootsRequest) (*mcp.ListRootsResult, error) {
 	return r.c.set.opts.Roots(ctx, r.c.cfg.Name)
+}
+
+// attributeTo ties a server request to a call: of run when it came on
+// run's session, by the shared session's rules otherwise.
+func (c *conn) attributeTo(ctx context.Context, run string) *inflight {
+	if run != "" {
+		return c.calls.attributeRun(ctx, run)
+	}
+	return c.calls.attribute(ctx)
 }
 
 func (c *conn) unattributed(method string) error {

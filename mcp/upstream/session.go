@@ -152,16 +152,20 @@ func (c *conn) listen(sessCtx context.Context, s *session) error {
 // on this revision too, since mcp-go sends the session requests for them.
 const SessionProtocol = mcp.ProtocolVersion20251125
 
-func (c *conn) clientOptions() []client.ClientOption {
+func (c *conn) clientOptions() []client.ClientOption { return c.clientOptionsFor("") }
+
+// clientOptionsFor returns the client options of a session for run, or of
+// the shared session when run is empty.
+func (c *conn) clientOptionsFor(run string) []client.ClientOption {
 	var opts []client.ClientOption
 	if c.set.opts.sessionProtocol() {
 		opts = append(opts, client.WithProtocolVersion(SessionProtocol))
 	}
 	if c.set.opts.Sampling != nil {
-		opts = append(opts, client.WithSamplingHandler(samplingRelay{c}))
+		opts = append(opts, client.WithSamplingHandler(samplingRelay{c, run}))
 	}
 	if c.set.opts.Elicitation != nil {
-		opts = append(opts, client.WithElicitationHandler(elicitationRelay{c}))
+		opts = append(opts, client.WithElicitationHandler(elicitationRelay{c, run}))
 	}
 	if c.set.opts.Roots != nil {
 		opts = append(opts, client.WithRootsHandler(rootsRelay{c}))
