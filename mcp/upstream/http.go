@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -41,7 +43,7 @@ func newHTTPTransport(s config.Server, opts *Options, sessions bool) (transport.
 	topts := []transport.StreamableHTTPCOption{
 		transport.WithHTTPBasicClient(hc),
 		transport.WithHTTPHeaders(s.Headers),
-		transport.WithHTTPLogger(opts.Logger.With("server", s.Name)),
+		transport.WithHTTPLogger(slog.New(routineAsDebug{opts.Logger.With("server", s.Name).Handler()})),
 	}
 	if sessions {
 		topts = append(topts, transport.WithContinuousListening())
@@ -51,4 +53,33 @@ func newHTTPTransport(s config.Server, opts *Options, sessions bool) (transport.
 		return nil, fmt.Errorf("server %q: %w", s.Name, err)
 	}
 	return t, nil
+}
+
+// routineAsDebug passes log records on at debug level unless they are
+// warnings or errors. mcp-go's transport logs routine steps, such as
+// opening its listening stream, at info level, once per session.
+type routineAsDebug struct{ slog.Handler }
+
+func (h routineAsDebug) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.Handler.Enabled(ctx, routineLevel(l))
+}
+
+func (h routineAsDebug) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = routineLevel(r.Level)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h routineAsDebug) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return routineAsDebug{h.Handler.WithAttrs(attrs)}
+}
+
+func (h routineAsDebug) WithGroup(name string) slog.Handler {
+	return routineAsDebug{h.Handler.WithGroup(name)}
+}
+
+func routineLevel(l slog.Level) slog.Level {
+	if l < slog.LevelWarn {
+		return slog.LevelDebug
+	}
+	return l
 }

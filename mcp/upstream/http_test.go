@@ -10,10 +10,12 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,5 +164,15 @@ func TestHTTPServerWithoutClientCertIsDown(t *testing.T) {
 	_, err := s.CallTool(callCtx(t), Request{Server: "remote", Name: "inspect"})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("call without a client certificate: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestTransportInfoLogsAsDebug(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(routineAsDebug{slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelInfo})})
+	log.Info("listening to server forever")
+	log.Warn("stream broke")
+	if strings.Contains(b.String(), "listening") || !strings.Contains(b.String(), "stream broke") {
+		t.Errorf("log at level info = %q, want only the warning", b.String())
 	}
 }
