@@ -173,7 +173,7 @@ func runAgent(ctx context.Context, cmd *cobra.Command, ctl *agentauth.Control, c
 	c.Env = append(os.Environ(), e.Environ()...)
 	c.Stdin, c.Stdout, c.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), stderr
 	fmt.Fprintf(stderr, "agentauth: run %s started (%s, expires %s); running %s\n", resp.Run.ID,
-		resp.Run.Agent, resp.Run.ExpiresAt.Local().Format(time.Kitchen), args[0])
+		resp.Run.Agent, resp.Run.ExpiresAt.Local().Format("15:04:05"), args[0])
 	if err := c.Start(); err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("start %s: %w", args[0], err)}
 	}
