@@ -20,7 +20,7 @@ const maxIdleConns = 64
 // headers on every request. With sessions, it keeps the standalone GET
 // stream open, on which a server of that revision sends list_changed
 // notifications.
-func newHTTPTransport(s config.Server, opts *Options, sessions bool) (transport.Interface, error) {
+func newHTTPTransport(s config.Server, opts *Options, sessions bool) (transport.Interface, *http.Transport, error) {
 	// A transport of its own, whose idle pool holds a connection for each
 	// concurrent call: the default keeps two per host, so under load every
 	// further call would open (and then close) a new connection.
@@ -29,11 +29,11 @@ func newHTTPTransport(s config.Server, opts *Options, sessions bool) (transport.
 	hc := &http.Client{Transport: tr}
 	if s.MTLS {
 		if opts.TLSConfig == nil {
-			return nil, fmt.Errorf("server %q has mtls set but the gateway has no TLS configuration", s.Name)
+			return nil, nil, fmt.Errorf("server %q has mtls set but the gateway has no TLS configuration", s.Name)
 		}
 		tc, err := opts.TLSConfig()
 		if err != nil {
-			return nil, fmt.Errorf("server %q: TLS configuration: %w", s.Name, err)
+			return nil, nil, fmt.Errorf("server %q: TLS configuration: %w", s.Name, err)
 		}
 		tr.TLSClientConfig, tr.ForceAttemptHTTP2 = tc, true
 	}
@@ -50,9 +50,9 @@ func newHTTPTransport(s config.Server, opts *Options, sessions bool) (transport.
 	}
 	t, err := transport.NewStreamableHTTP(s.URL, topts...)
 	if err != nil {
-		return nil, fmt.Errorf("server %q: %w", s.Name, err)
+		return nil, nil, fmt.Errorf("server %q: %w", s.Name, err)
 	}
-	return t, nil
+	return t, tr, nil
 }
 
 // routineAsDebug passes log records on at debug level unless they are

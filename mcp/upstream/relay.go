@@ -182,7 +182,7 @@ func (ic *inflightCalls) byToken(token string) *inflight {
 func (c *conn) onNotification(s *session, n mcp.JSONRPCNotification) {
 	switch n.Method {
 	case string(mcp.MethodNotificationProgress):
-		c.relayProgress(n)
+		c.relayProgress(n, "")
 	case mcp.MethodNotificationToolsListChanged:
 		go c.refresh(s, "tools")
 	case mcp.MethodNotificationPromptsListChanged:
@@ -199,7 +199,7 @@ func (c *conn) onNotification(s *session, n mcp.JSONRPCNotification) {
 func (c *conn) onRunNotification(_ *session, run string, n mcp.JSONRPCNotification) {
 	switch n.Method {
 	case string(mcp.MethodNotificationProgress):
-		c.relayProgress(n)
+		c.relayProgress(n, run)
 	case mcp.MethodNotificationToolsListChanged, mcp.MethodNotificationPromptsListChanged,
 		mcp.MethodNotificationResourcesListChanged:
 	default:
@@ -207,10 +207,12 @@ func (c *conn) onRunNotification(_ *session, run string, n mcp.JSONRPCNotificati
 	}
 }
 
-func (c *conn) relayProgress(n mcp.JSONRPCNotification) {
+// relayProgress passes progress on to the call whose token it names. On
+// a run's session (run not empty) only a call of that run is considered.
+func (c *conn) relayProgress(n mcp.JSONRPCNotification, run string) {
 	token, _ := n.Params.AdditionalFields["progressToken"].(string)
 	call := c.calls.byToken(token)
-	if call == nil || call.progress == nil {
+	if call == nil || call.progress == nil || (run != "" && call.run != run) {
 		return
 	}
 	p := mcp.ProgressNotificationParams{ProgressToken: call.callerToken}

@@ -59,6 +59,9 @@ func (c *conn) sessionFor(ctx context.Context, run string) (*session, func(), er
 	if s, release, ok := c.runs.take(run); ok {
 		return s, release, nil
 	}
+	if !c.runs.room() {
+		return shared, func() {}, nil
+	}
 	s, err := c.openRun(ctx, run)
 	if err != nil {
 		c.log.Warn("run session did not open; the call uses the shared session", "run_id", run, "err", err)
@@ -69,6 +72,23 @@ func (c *conn) sessionFor(ctx context.Context, run string) (*session, func(), er
 	}
 	s.close()
 	return shared, func() {}, nil
+}
+
+// room reports whether a new run session could be kept: fewer than the
+// maximum, or an idle one to close for it.
+func (rs *runSessions) room() bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if len(rs.m) < maxRunSessions {
+		rs.full = false
+		return true
+	}
+	for _, r := range rs.m {
+		if r.busy == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // take returns run's live session, marked busy.
@@ -97,14 +117,26 @@ func (rs *runSessions) take(run string) (*session, func(), bool) {
 func (rs *runSessions) add(run string, s *session, c *conn) (*session, func(), bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if c.set.ctx.Err() != nil {
+		// The set is closing: closeAll runs, or has run, after its context
+		// ended, so a session kept now would never be closed.
+		return nil, nil, false
+	}
 	if rs.m == nil {
 		rs.m = map[string]*runSession{}
 	}
 	if r := rs.m[run]; r != nil {
-		go s.close()
-		r.busy++
-		r.last = time.Now()
-		return r.sess, rs.release(r), true
+		select {
+		case <-r.sess.done:
+			// It failed meanwhile: the new session takes its place.
+			go r.sess.close()
+			delete(rs.m, run)
+		default:
+			go s.close()
+			r.busy++
+			r.last = time.Now()
+			return r.sess, rs.release(r), true
+		}
 	}
 	if len(rs.m) >= maxRunSessions && !rs.evictIdle() {
 		if !rs.full {
@@ -173,12 +205,12 @@ func (rs *runSessions) closeAll() {
 // handshake and asks for every log message, and lists nothing: the shared
 // session keeps the catalog.
 func (c *conn) openRun(ctx context.Context, run string) (*session, error) {
-	tr, err := newHTTPTransport(c.cfg, &c.set.opts, true)
+	tr, conns, err := newHTTPTransport(c.cfg, &c.set.opts, true)
 	if err != nil {
 		return nil, err
 	}
 	sessCtx, cancel := context.WithCancel(c.set.ctx)
-	s := &session{done: make(chan struct{}), ctx: sessCtx, cancel: cancel}
+	s := &session{done: make(chan struct{}), ctx: sessCtx, cancel: cancel, conns: conns}
 	s.client = client.NewClient(tr, c.clientOptionsFor(run)...)
 	if err := s.client.Start(sessCtx); err != nil {
 		s.close()

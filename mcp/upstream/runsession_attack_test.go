@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,12 +26,11 @@ import (
 // the sessions the gateway opens and ends, and records the session of each
 // tools/call.
 type attackServer struct {
-	url  string
-	hold chan struct{} // closed to let every "hold" call return
-	// releaseOnce closes hold.
-	releaseOnce sync.Once
-	inits       atomic.Int64
-	deletes     atomic.Int64
+	url     string
+	hold    chan struct{} // closed to let every "hold" call return
+	tokens  chan string   // upstream progress tokens that "hold" calls saw
+	inits   atomic.Int64
+	deletes atomic.Int64
 
 	mu    sync.Mutex
 	calls map[string]string // run argument -> Mcp-Session-Id
@@ -37,6 +38,7 @@ type attackServer struct {
 
 	lateGo  chan struct{} // closed to make "late_ask" send its request
 	lateErr chan error    // what the late sampling request got
+	conns   atomic.Int64  // open connections to the server
 }
 
 func newAttackMCP(a *attackServer) *server.MCPServer {
@@ -47,13 +49,27 @@ func newAttackMCP(a *attackServer) *server.MCPServer {
 			return nil, errors.New("disk on fire")
 		})
 	s.AddTool(mcp.NewTool("hold", mcp.WithDescription("waits until released")),
-		func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if r.Params.Meta != nil && r.Params.Meta.ProgressToken != nil {
+				a.tokens <- fmt.Sprint(r.Params.Meta.ProgressToken)
+			}
 			select {
 			case <-a.hold:
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
 			return mcp.NewToolResultText("released"), nil
+		})
+	s.AddTool(mcp.NewTool("forge", mcp.WithDescription("sends progress under a token it is given")),
+		func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			err := server.ServerFromContext(ctx).SendNotificationToClient(ctx, "notifications/progress", map[string]any{
+				"progressToken": r.GetString("token", ""), "progress": 1, "message": "forged by " + r.GetString("run", ""),
+			})
+			if err != nil {
+				return mcp.NewToolResultError(err.Error()), nil
+			}
+			time.Sleep(100 * time.Millisecond)
+			return mcp.NewToolResultText("sent"), nil
 		})
 	s.AddTool(mcp.NewTool("late_ask", mcp.WithDescription("asks for sampling after its call is over")),
 		func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -70,12 +86,19 @@ func newAttackMCP(a *attackServer) *server.MCPServer {
 			}()
 			return mcp.NewToolResultText("asked later"), nil
 		})
+	s.AddTool(mcp.NewTool("log", mcp.WithDescription("logs a line naming its run")),
+		func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			_ = server.ServerFromContext(ctx).SendLogMessageToClient(ctx,
+				mcp.NewLoggingMessageNotification(mcp.LoggingLevelError, "attack", "log of "+r.GetString("run", "")))
+			time.Sleep(100 * time.Millisecond)
+			return mcp.NewToolResultText("logged"), nil
+		})
 	return s
 }
 
 func startAttackServer(t *testing.T) *attackServer {
 	t.Helper()
-	a := &attackServer{hold: make(chan struct{}), calls: map[string]string{},
+	a := &attackServer{hold: make(chan struct{}), tokens: make(chan string, 256), calls: map[string]string{},
 		lateGo: make(chan struct{}), lateErr: make(chan error, 1)}
 	first := server.NewStreamableHTTPServer(newAttackMCP(a))
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -111,6 +134,14 @@ func startAttackServer(t *testing.T) *attackServer {
 		}
 		h.ServeHTTP(w, r)
 	}))
+	ts.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			a.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			a.conns.Add(-1)
+		}
+	}
 	ts.Start()
 	t.Cleanup(func() {
 		a.release()
@@ -120,8 +151,16 @@ func startAttackServer(t *testing.T) *attackServer {
 	return a
 }
 
+var releaseMu sync.Mutex
+
 func (a *attackServer) release() {
-	a.releaseOnce.Do(func() { close(a.hold) })
+	releaseMu.Lock()
+	defer releaseMu.Unlock()
+	select {
+	case <-a.hold:
+	default:
+		close(a.hold)
+	}
 }
 
 func (a *attackServer) sessionOf(run string) string {
@@ -159,6 +198,91 @@ func runState(s *Set) (n, busy int) {
 		busy += r.busy
 	}
 	return len(c.runs.m), busy
+}
+
+// TestAttackForgedProgressStaysInRun checks that a progress notification
+// arriving on run A's session reaches no call of run B, even when it names
+// the upstream progress token of B's call. Tokens are agentauth-<n> with a
+// counter shared by all runs, so a server can guess them.
+func TestAttackForgedProgressStaysInRun(t *testing.T) {
+	a := startAttackServer(t)
+	s := attackSet(t, a, Options{})
+
+	var mu sync.Mutex
+	var seenByB []string
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.CallTool(callCtx(t), Request{Server: "web", Name: "hold", Run: "run-B",
+			Arguments: runArgs("run-B", nil), Meta: json.RawMessage(`{"progressToken":"b-token"}`),
+			Progress: func(p mcp.ProgressNotificationParams) {
+				mu.Lock()
+				seenByB = append(seenByB, p.Message)
+				mu.Unlock()
+			}})
+		done <- err
+	}()
+	var token string
+	select {
+	case token = <-a.tokens:
+	case <-time.After(20 * time.Second):
+		t.Fatal("run-B's call never reached the server")
+	}
+	res, err := s.CallTool(callCtx(t), Request{Server: "web", Name: "forge", Run: "run-A",
+		Arguments: runArgs("run-A", map[string]any{"token": token})})
+	if err != nil || res.IsError {
+		t.Fatalf("forge call of run-A: %v %v", err, res)
+	}
+	if a.sessionOf("run-A") == a.sessionOf("run-B") {
+		t.Fatalf("run-A and run-B share session %s", a.sessionOf("run-A"))
+	}
+	a.release()
+	if err := <-done; err != nil {
+		t.Fatalf("hold call of run-B: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seenByB) > 0 {
+		t.Errorf("run-B's caller got progress %q sent on run-A's session under token %s", seenByB, token)
+	}
+}
+
+// TestAttackLogOnlyToOwnRun checks that a log message sent on run A's
+// session during A's call never reaches a call of run B that is in flight
+// at the same time.
+func TestAttackLogOnlyToOwnRun(t *testing.T) {
+	a := startAttackServer(t)
+	type got struct{ run, data string }
+	ch := make(chan got, 16)
+	s := attackSet(t, a, Options{OnNotification: func(ctx context.Context, _ string, n mcp.JSONRPCNotification) {
+		if n.Method != string(mcp.MethodNotificationMessage) {
+			return
+		}
+		call, _ := ctx.Value(callKey{}).(*inflight)
+		run := "<none>"
+		if call != nil {
+			run = call.run
+		}
+		ch <- got{run, fmt.Sprint(n.Params.AdditionalFields["data"])}
+	}})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.CallTool(callCtx(t), Request{Server: "web", Name: "hold", Run: "run-B", Arguments: runArgs("run-B", nil)})
+		done <- err
+	}()
+	waitFor(t, "run-B's call in flight", func() bool { return a.sessionOf("run-B") != "" })
+	if _, err := s.CallTool(callCtx(t), Request{Server: "web", Name: "log", Run: "run-A", Arguments: runArgs("run-A", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	a.release()
+	<-done
+	select {
+	case g := <-ch:
+		if g.run != "run-A" || g.data != "log of run-A" {
+			t.Errorf("log %q relayed in the name of %s, want run-A", g.data, g.run)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("run-A's log message, sent while run-A's call was the only one of run-A, was dropped")
+	}
 }
 
 // TestAttackBusyReturnsToZero checks that calls that fail in every way a
@@ -201,12 +325,7 @@ func TestAttackBusyReturnsToZero(t *testing.T) {
 	for _, raw := range []bool{false, true} {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
-			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-				if _, b := runState(s); b > 0 {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitFor(t, "hold in flight", func() bool { _, b := runState(s); return b > 0 })
 			cancel()
 		}()
 		var err error
@@ -232,8 +351,8 @@ func TestAttackBusyReturnsToZero(t *testing.T) {
 	}
 }
 
-// TestAttackSessionCap checks the bound of 64 run sessions. With all 64
-// busy, a further run's call uses the shared session and evicts none. Once
+// TestAttackSessionCap checks the bound of 64 run sessions: with all 64
+// busy a further run's call uses the shared session and evicts none; once
 // they are idle, a further run evicts exactly one, the least recently used.
 func TestAttackSessionCap(t *testing.T) {
 	a := startAttackServer(t)
@@ -295,6 +414,34 @@ func TestAttackSessionCap(t *testing.T) {
 	waitFor(t, "the evicted session's DELETE", func() bool { return a.deletes.Load() > before })
 }
 
+// TestAttackFullRunReopensEachCall checks that a run that found no room
+// does not open (and at once close) a session on every call.
+func TestAttackFullRunReopensEachCall(t *testing.T) {
+	a := startAttackServer(t)
+	s := attackSet(t, a, Options{})
+	var wg sync.WaitGroup
+	for i := range maxRunSessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run := fmt.Sprintf("run-%02d", i)
+			_, _ = s.CallTool(callCtx(t), Request{Server: "web", Name: "hold", Run: run, Arguments: runArgs(run, nil)})
+		}()
+	}
+	defer wg.Wait()
+	defer a.release()
+	waitFor(t, "64 busy run sessions", func() bool { _, b := runState(s); return b == maxRunSessions })
+	before := a.inits.Load()
+	for range 10 {
+		if _, err := s.CallTool(callCtx(t), Request{Server: "web", Name: "echo", Run: "run-extra", Arguments: runArgs("run-extra", nil)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := a.inits.Load() - before; n > 1 {
+		t.Errorf("10 calls of a run with no room sent %d initialize requests (each opened a session and closed it)", n)
+	}
+}
+
 // TestAttackFirstCallsRace checks that many first calls of one run at once
 // leave one session for the run, and end the others they opened.
 func TestAttackFirstCallsRace(t *testing.T) {
@@ -323,9 +470,9 @@ func TestAttackFirstCallsRace(t *testing.T) {
 	waitFor(t, "the extra sessions' DELETEs", func() bool { return a.deletes.Load()-delBefore == opened-1 })
 }
 
-// TestAttackServerRestartBehindURL checks that a run session the server
-// lost (it restarted behind the same URL) is replaced. At most one call of
-// the run fails, and the next uses a new session.
+// TestAttackServerRestartBehindURL checks that a run session that the
+// server no longer knows (it restarted behind the same URL) is replaced:
+// at most one call of the run fails, and the next uses a new session.
 func TestAttackServerRestartBehindURL(t *testing.T) {
 	a := startAttackServer(t)
 	s := attackSet(t, a, Options{})
@@ -336,10 +483,9 @@ func TestAttackServerRestartBehindURL(t *testing.T) {
 	if err := call(); err != nil {
 		t.Fatal(err)
 	}
-
 	old := a.sessionOf("run-1")
-	// A fresh server returns 404 for the session it never issued, as a
-	// server that lost its sessions does.
+	// A fresh server that answers 404 for the session it never issued,
+	// as a server that lost its sessions does.
 	fresh := server.NewStreamableHTTPServer(newAttackMCP(a))
 	a.mu.Lock()
 	a.swap = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -350,7 +496,6 @@ func TestAttackServerRestartBehindURL(t *testing.T) {
 		fresh.ServeHTTP(w, r)
 	})
 	a.mu.Unlock()
-
 	first := call()
 	second := call()
 	if second != nil {
@@ -423,9 +568,54 @@ func TestAttackCallsAfterClose(t *testing.T) {
 	}
 }
 
+// TestAttackCloseLeavesNoGoroutine checks that Close leaves no goroutine
+// of the Set behind once its run sessions are closed.
+func TestAttackCloseLeavesNoGoroutine(t *testing.T) {
+	a := startAttackServer(t)
+	base := runtime.NumGoroutine()
+	s := attackSet(t, a, Options{})
+	for i := range 8 {
+		run := fmt.Sprintf("run-%d", i)
+		if _, err := s.CallTool(callCtx(t), Request{Server: "web", Name: "echo", Run: run, Arguments: runArgs(run, nil)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = s.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > base+2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > base+2 {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines 10s after Close, %d before New\n%s", n, base, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestAttackCloseRacesFirstCalls checks that first calls of new runs that
+// race Close leave no run session open afterwards.
+func TestAttackCloseRacesFirstCalls(t *testing.T) {
+	a := startAttackServer(t)
+	s := attackSet(t, a, Options{})
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run := fmt.Sprintf("run-%d", i)
+			_, _ = s.CallTool(callCtx(t), Request{Server: "web", Name: "echo", Run: run, Arguments: runArgs(run, nil)})
+		}()
+	}
+	time.Sleep(5 * time.Millisecond)
+	_ = s.Close()
+	wg.Wait()
+	if n, _ := runState(s); n != 0 {
+		t.Errorf("%d run sessions added after Close, which nothing will close", n)
+	}
+}
+
 // TestAttackLateSamplingStaysInRun checks that a sampling request a server
-// sends on run A's session after A's call is over is rejected while run B
-// has a call in flight, rather than handled in B's name.
+// sends on run A's session after A's call is over is refused while run B
+// holds a call, rather than answered in B's name.
 func TestAttackLateSamplingStaysInRun(t *testing.T) {
 	a := startAttackServer(t)
 	asked := make(chan string, 4)
@@ -443,14 +633,12 @@ func TestAttackLateSamplingStaysInRun(t *testing.T) {
 	if _, err := s.CallTool(callCtx(t), Request{Server: "web", Name: "late_ask", Run: "run-A", Arguments: runArgs("run-A", nil)}); err != nil {
 		t.Fatal(err)
 	}
-
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.CallTool(callCtx(t), Request{Server: "web", Name: "hold", Run: "run-B", Arguments: runArgs("run-B", nil)})
 		done <- err
 	}()
 	waitFor(t, "run-B's call in flight", func() bool { return a.sessionOf("run-B") != "" })
-
 	close(a.lateGo)
 	var err error
 	select {
@@ -462,7 +650,7 @@ func TestAttackLateSamplingStaysInRun(t *testing.T) {
 	<-done
 	select {
 	case run := <-asked:
-		t.Errorf("run-A's late sampling request was handled in the name of %s", run)
+		t.Errorf("run-A's late sampling request was answered in the name of %s", run)
 	default:
 	}
 	if err == nil {
@@ -499,5 +687,59 @@ func TestAttackSweepKeepsBusy(t *testing.T) {
 	a.release()
 	if err := <-done; err != nil {
 		t.Errorf("busy call across the sweep: %v", err)
+	}
+}
+
+// TestAttackClosedSessionsKeepNoConnection checks that a run session that
+// was closed leaves no connection to the server open.
+func TestAttackClosedSessionsKeepNoConnection(t *testing.T) {
+	a := startAttackServer(t)
+	s := attackSet(t, a, Options{})
+	base := a.conns.Load()
+	for i := range 8 {
+		run := fmt.Sprintf("run-%d", i)
+		if _, err := s.CallTool(callCtx(t), Request{Server: "web", Name: "echo", Run: run, Arguments: runArgs(run, nil)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := a.conns.Load()
+	c := s.conns["web"]
+	c.runs.sweep(time.Now().Add(time.Hour), runSessionIdle)
+	deadline := time.Now().Add(10 * time.Second)
+	for a.conns.Load() > base && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := a.conns.Load(); n > base {
+		t.Errorf("%d connections open 10s after the 8 run sessions were closed; %d with them open, %d before them", n, open, base)
+	}
+}
+
+// TestAttackAddKeepsDeadSession checks that when a run's session failed
+// after the run's call found none, the new session is kept rather than
+// the failed one handed out.
+func TestAttackAddKeepsDeadSession(t *testing.T) {
+	a := startAttackServer(t)
+	s := attackSet(t, a, Options{})
+	if _, err := s.CallTool(callCtx(t), Request{Server: "web", Name: "echo", Run: "run-1", Arguments: runArgs("run-1", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.conns["web"]
+	fresh, err := c.openRun(callCtx(t), "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its transport fails, as checkTransport records, between the call's
+	// take (which found nothing) and its add.
+	c.runs.mu.Lock()
+	dead := c.runs.m["run-1"].sess
+	c.runs.mu.Unlock()
+	dead.fail(errors.New("transport failed"))
+	got, release, ok := c.runs.add("run-1", fresh, c)
+	if !ok {
+		t.Fatal("add reported no room")
+	}
+	defer release()
+	if got == dead {
+		t.Error("add handed out run-1's failed session and closed the new one")
 	}
 }

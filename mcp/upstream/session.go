@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ type session struct {
 	once   sync.Once
 	// failure is the first error that ended the session.
 	failure error
+	// conns is the HTTP transport of a Streamable HTTP session, whose idle
+	// connections close with the session.
+	conns *http.Transport
 }
 
 // fail ends the session once, recording why.
@@ -52,6 +56,9 @@ func (s *session) close() {
 	s.fail(errors.New("closed"))
 	s.cancel()
 	_ = s.client.Close()
+	if s.conns != nil {
+		s.conns.CloseIdleConnections()
+	}
 	if s.proc != nil {
 		grace := 3 * time.Second
 		if errors.Is(s.reason(), ErrLineTooLong) {
@@ -65,19 +72,20 @@ func (s *session) close() {
 // handshake. The session context outlives ctx, which bounds the start.
 func (c *conn) open(ctx context.Context) (*session, error) {
 	var tr transport.Interface
+	var conns *http.Transport
 	var proc *process
 	var err error
 	if len(c.cfg.Command) > 0 {
 		proc, tr, err = startProcess(c.cfg.Command, c.cfg.Env, c.set.opts.MaxLineBytes, c.log)
 	} else {
-		tr, err = newHTTPTransport(c.cfg, &c.set.opts, c.set.opts.sessionProtocol())
+		tr, conns, err = newHTTPTransport(c.cfg, &c.set.opts, c.set.opts.sessionProtocol())
 	}
 	if err != nil {
 		return nil, err
 	}
 
 	sessCtx, cancel := context.WithCancel(c.set.ctx)
-	s := &session{proc: proc, done: make(chan struct{}), ctx: sessCtx, cancel: cancel}
+	s := &session{proc: proc, done: make(chan struct{}), ctx: sessCtx, cancel: cancel, conns: conns}
 	s.client = client.NewClient(tr, c.clientOptions()...)
 	if proc != nil {
 		go func() {
