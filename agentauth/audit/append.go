@@ -7,13 +7,17 @@ import (
 )
 
 // Append adds rec to the log and returns its sequence number once the
-// transaction holding the record is committed: written to the WAL, and
-// fsynced unless the log was opened WithFsync(false). Concurrent Appends
-// share one commit. An error means the record may not be stored; the
-// gateway then denies the call.
+// record, numbered and hashed, is written to the journal: with one write
+// call, followed by an fdatasync unless the log was opened
+// WithFsync(false). Concurrent Appends share one fdatasync. A background
+// goroutine then inserts the record into SQLite, where readers see it.
+// While those inserts fail, Append also waits for its record's insert,
+// so that calls are denied until SQLite accepts records again.
 //
-// When ctx ends while the record waits for its commit, Append returns
-// the context's error, and the record may still be committed.
+// An error means the record may or may not be stored: a record written
+// to the journal is inserted once SQLite accepts it, even when Append
+// returned an error while waiting for that. The gateway denies a call
+// whose Append failed.
 func (l *Log) Append(ctx context.Context, rec Record) (uint64, error) {
 	if l.opts.readOnly {
 		return 0, ErrReadOnly
@@ -22,32 +26,49 @@ func (l *Log) Append(ctx context.Context, rec Record) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := l.enqueue(ctx, p); err != nil {
+	seq, err := l.journalRecord(ctx, p)
+	if err != nil {
+		l.metrics.failures.Add(ctx, 1)
 		return 0, err
 	}
-	select {
-	case err := <-p.result:
-		if err != nil {
-			return 0, err
-		}
-		return p.seq, nil
-	case <-ctx.Done():
-		return 0, fmt.Errorf("audit: append canceled before its commit: %w", ctx.Err())
-	}
+	return seq, nil
 }
 
-func (l *Log) enqueue(ctx context.Context, p *pending) error {
+func (l *Log) journalRecord(ctx context.Context, p *pending) (uint64, error) {
+	end, err := l.writeJournal(p)
+	if err != nil {
+		return 0, err
+	}
+	if l.opts.fsync {
+		if err := l.j.syncTo(end); err != nil {
+			err = fmt.Errorf("audit: append to %s: %w", l.path, err)
+			l.setJournalFailure(err)
+			return 0, err
+		}
+	}
+	if l.failure.Load() != nil {
+		if err := l.w.wait(ctx, p.seq); err != nil {
+			return 0, fmt.Errorf("audit: append waited for its insert into %s: %w", l.path, err)
+		}
+	}
+	return p.seq, nil
+}
+
+// writeJournal writes p to the journal unless the log is closed.
+func (l *Log) writeJournal(p *pending) (uint64, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
-		return ErrClosed
+		return 0, ErrClosed
 	}
-	select {
-	case l.queue <- p:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("audit: append canceled while the queue was full: %w", ctx.Err())
+	end, err := l.j.write(p, l.w.push)
+	if err != nil {
+		err = fmt.Errorf("audit: append to %s: %w", l.path, err)
+		l.setJournalFailure(err)
+		return 0, err
 	}
+	l.setJournalFailure(nil)
+	return end, nil
 }
 
 // prepare completes rec and encodes it in the caller's goroutine.
@@ -70,7 +91,7 @@ func (l *Log) prepare(rec *Record) (*pending, error) {
 	if len(b) > MaxRecordSize-200 {
 		return nil, fmt.Errorf("audit: record of %d bytes is over the limit of %d; shorten its message", len(b), MaxRecordSize-200)
 	}
-	return &pending{body: b, cols: columnsOf(rec), result: make(chan error, 1)}, nil
+	return &pending{body: b, cols: columnsOf(rec)}, nil
 }
 
 // fillRunIDs derives the run, parent run and root run from the chain

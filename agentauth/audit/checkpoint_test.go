@@ -41,6 +41,9 @@ func TestCheckpointBoundsWAL(t *testing.T) {
 	defer l.Close()
 	opened := fileSize(path)
 	appendN(t, l, 4000)
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 
 	wal := fileSize(path + "-wal")
 	if limit := int64(16384 * walFrameBytes); wal > limit {

@@ -29,27 +29,57 @@
 //     indexes instead of scanning every segment;
 //   - retention deletes old records and moves the anchor in one atomic
 //     transaction, with no segment rotation or rewrite;
-//   - a torn write at a crash is rolled back by SQLite, where a
-//     line-oriented file would need its own recovery of a partial line.
+//   - a torn write at a crash is rolled back by SQLite. Only the journal,
+//     which holds records until they are inserted, needs its own
+//     recovery of a partial last frame.
 //
-// # Durability and group commit
+// # Durability: the journal
 //
-// Append returns only after the transaction holding its record is
-// committed, so a record of a forwarded call survives the process being
-// killed. By default (Open without options) the commit runs with
-// synchronous=FULL, which also fsyncs the WAL, so the record survives a
-// power loss too. WithFsync(false), which the gateway's audit.sync:
-// normal selects, commits with synchronous=NORMAL: the WAL is written but
-// not fsynced, which still survives the process being killed, because
-// the operating system holds the write, and costs no disk flush per call. One writer
-// goroutine takes every record queued while the previous commit ran and
-// writes them in one transaction with one fsync, so throughput grows with
-// the number of concurrent callers. Callers encode their records in their
-// own goroutine; the writer only numbers, links and hashes them. When the
-// previous batch had several records, the writer waits up to 300 µs for
-// more before committing, so that more records share one fsync.
+// Append returns once its record, numbered and hashed, is in the journal:
+// audit.db.journal beside the database, an append-only file of frames
+// (payload length, CRC-32C, the record's canonical encoding), each
+// written with one write call. One mutex orders numbering, hashing and
+// writing, so the journal holds the chain in order. By default (Open
+// without options) Append also waits for an fdatasync of the journal,
+// and concurrent Appends share one, so the record survives a power loss.
+// WithFsync(false), which the gateway's audit.sync: normal selects,
+// skips the fdatasync: the record still survives the process being
+// killed, because the operating system holds the write.
 //
-// The writer connection never checkpoints, because SQLite's automatic
+// An inserter goroutine copies journaled records into SQLite in batches,
+// in sequence order and byte for byte as they were hashed. It waits 1 ms
+// after the first record arrives, so that one transaction takes several.
+// Its commits use synchronous=NORMAL, because the journal keeps the
+// records. Before the journal is truncated, the database and WAL files
+// are fdatasynced unless the log was opened WithFsync(false). Readers (the
+// query, export and verify methods, the CLI) see a record once it is in
+// SQLite, a few milliseconds after Append returned. Query, Scan, Export,
+// Verify and Prune on the Log that appended first wait for the records
+// appended before them; Flush does that on demand, and Close inserts
+// everything left. The journal is truncated once it passes 4 MiB and
+// every record in it is in SQLite, and at Close and Open.
+//
+// Open, for writing, inserts every journal record newer than the head of
+// SQLite: those a killed process appended but had not inserted. A partial
+// last frame, what a crash in the middle of a write leaves, is dropped.
+// A damaged frame followed by further data, or a journal that does not
+// continue the records in SQLite, makes Open fail with an error naming
+// the offset or sequence number, so that no record is skipped silently.
+// A read-only Open does the same replay first when no process holds the
+// log for writing.
+//
+// When an insert into SQLite fails, the failure is logged once, Err
+// reports it until an insert succeeds, and the inserter retries. Until
+// then, Append also waits for its own record's insert and returns its
+// error, so the gateway denies calls. The record stays in the journal and
+// is inserted once SQLite accepts writes again. A failed journal write
+// fails its Append at once and is cut off the file.
+//
+// NOTE: under a load the inserter never catches up with, the journal is
+// never empty of uninserted records and so grows without being
+// truncated until the load drops.
+//
+// The inserter's connection never checkpoints, because SQLite's automatic
 // checkpoint would run, with its fsyncs, inside whichever commit takes
 // the WAL past 1000 pages. A checkpointer goroutine copies the WAL into
 // the database file from its own connection while commits go on: after
@@ -62,10 +92,7 @@
 // One process at a time opens the log for writing, enforced with a flock
 // on audit.db.lock beside the file; any number of processes read it.
 //
-// When a write fails, every Append of the batch returns the error, Err
-// reports it until a later write succeeds, the failure is logged once and
-// counted in the agentauth.audit.failures metric. The gateway denies a
-// call whose record could not be appended.
+// Every failed Append is counted in the agentauth.audit.failures metric.
 //
 // # Arguments
 //

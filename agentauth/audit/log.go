@@ -37,17 +37,19 @@ type Log struct {
 	wdb  *sql.DB  // the single writer connection; nil when read-only
 	rdb  *sql.DB  // query-only connections
 
-	// mu guards closed against Appends still sending into queue.
+	// mu guards closed against Appends still writing to the journal.
 	mu     sync.RWMutex
 	closed bool
-	queue  chan *pending
 	prunes chan pruneRequest
-	done   chan struct{} // closed when the writer goroutine returns
+	stop   chan struct{} // closed by Close to stop the inserter
+	done   chan struct{} // closed when the inserter goroutine returns
 
-	w       *writer
-	ckpt    *checkpointer // nil when read-only
-	failure atomic.Pointer[error]
-	metrics *metrics
+	j              *journal // nil when read-only
+	w              *writer
+	ckpt           *checkpointer         // nil when read-only
+	failure        atomic.Pointer[error] // last failed insert into SQLite
+	journalFailure atomic.Pointer[error] // last failed journal write
+	metrics        *metrics
 }
 
 // Open opens the log at path, creating the file (mode 0600) and its
@@ -80,6 +82,9 @@ func (l *Log) openFiles(ctx context.Context) error {
 		if _, err := os.Stat(l.path); err != nil {
 			return fmt.Errorf("audit: no audit log at %s: %w; start the gateway once or set --state-dir", l.path, err)
 		}
+		if err := recoverJournal(l.path, l.opts.logger); err != nil {
+			return err
+		}
 	} else {
 		if err := createFile(l.path); err != nil {
 			return err
@@ -109,7 +114,9 @@ func (l *Log) openFiles(ctx context.Context) error {
 }
 
 func (l *Log) openWriter(ctx context.Context) error {
-	wdsn, err := dataSourceName(l.path, false, l.opts.fsync)
+	// The journal makes appends durable, so SQLite commits need no fsync:
+	// the journal is truncated only after syncDatabase.
+	wdsn, err := dataSourceName(l.path, false, false)
 	if err != nil {
 		return err
 	}
@@ -124,7 +131,10 @@ func (l *Log) openWriter(ctx context.Context) error {
 	if l.w, err = newWriter(ctx, l); err != nil {
 		return err
 	}
-	return l.openCheckpointer(ctx)
+	if err := l.openCheckpointer(ctx); err != nil {
+		return err
+	}
+	return l.replayJournal(ctx)
 }
 
 // createFile creates the log file with mode 0600 and its folder with mode
@@ -143,10 +153,14 @@ func createFile(path string) error {
 // Path returns the file the log is stored in.
 func (l *Log) Path() string { return l.path }
 
-// Err returns the error of the last failed write, or nil once a later
-// write has succeeded. A non-nil value means Append is failing and the
-// gateway denies calls; readiness checks use it.
+// Err returns the error of the last failed write to the journal or to
+// SQLite, or nil once later writes of that kind have succeeded. A non-nil
+// value means Append is failing and the gateway denies calls; readiness
+// checks use it.
 func (l *Log) Err() error {
+	if p := l.journalFailure.Load(); p != nil {
+		return *p
+	}
 	if p := l.failure.Load(); p != nil {
 		return *p
 	}
@@ -163,15 +177,18 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
-	if l.queue != nil {
-		close(l.queue)
+	if l.stop != nil {
+		close(l.stop)
 	}
 	l.mu.Unlock()
 
 	if l.done != nil {
 		<-l.done
 		l.ckpt.finish(context.Background())
-		seq, hash := l.w.head()
+		if err := l.j.truncateIf(0, l.w.applied); err != nil {
+			l.log.Error("audit journal could not be truncated", "error", err)
+		}
+		seq, hash := l.j.head()
 		l.log.Info("audit log closed", "head_seq", seq, "head_hash", hash)
 	}
 	l.metrics.unregister()
@@ -180,6 +197,9 @@ func (l *Log) Close() error {
 
 func (l *Log) closeDBs() error {
 	var errs []error
+	if l.j != nil {
+		errs = append(errs, l.j.close())
+	}
 	if l.w != nil {
 		errs = append(errs, l.w.close())
 	}
@@ -200,6 +220,10 @@ func (l *Log) closeDBs() error {
 	return nil
 }
 
+// errLocked is wrapped by the error of Open when another process holds
+// the log open for writing.
+var errLocked = errors.New("audit log is locked by another writer")
+
 // lockWriter takes an exclusive, non-blocking flock on path, so that a
 // second process cannot open the same log for writing. Two writers would
 // each number records from their own head and fail each other's appends.
@@ -211,7 +235,7 @@ func lockWriter(path string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit: %s is locked by another process that writes the audit log; "+
-			"stop it, or open the log read-only: %w", path, err)
+			"stop it, or open the log read-only: %w (%w)", path, err, errLocked)
 	}
 	return f, nil
 }
@@ -230,11 +254,25 @@ func (l *Log) setFailure(err error) {
 	}
 }
 
-// Head returns the sequence number and hash of the last committed record,
-// or 0 and the anchor hash when there is none.
+// setJournalFailure is setFailure for journal writes.
+func (l *Log) setJournalFailure(err error) {
+	if err == nil {
+		if l.journalFailure.Load() != nil && l.journalFailure.Swap(nil) != nil {
+			l.log.Info("audit journal writes succeed again")
+		}
+		return
+	}
+	if old := l.journalFailure.Swap(&err); old == nil {
+		l.log.Error("audit journal write failed; calls are denied until it recovers", "error", err)
+	}
+}
+
+// Head returns the sequence number and hash of the last appended record,
+// or 0 and the anchor hash when there is none. On a log opened for
+// writing, that record may not be in SQLite yet.
 func (l *Log) Head(ctx context.Context) (seq uint64, hash string, err error) {
-	if l.w != nil {
-		seq, hash = l.w.head()
+	if l.j != nil {
+		seq, hash = l.j.head()
 		return seq, hash, nil
 	}
 	c, err := readChain(ctx, l.rdb)

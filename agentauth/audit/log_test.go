@@ -220,6 +220,10 @@ func TestReadOnlyWhileWriting(t *testing.T) {
 	}
 	defer r.Close()
 	appendN(t, w, 2)
+	// A reader in another Log sees records once they are in SQLite.
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	recs, err := r.Query(context.Background(), Filter{})
 	if err != nil || len(recs) != 5 {
 		t.Fatalf("Query = %d records, %v; want 5", len(recs), err)
@@ -269,6 +273,9 @@ func TestMetricsCountAppends(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	l := openTest(t, WithMeterProvider(mp))
 	appendN(t, l, 3)
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)

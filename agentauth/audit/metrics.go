@@ -30,11 +30,11 @@ func newMetrics(mp metric.MeterProvider, l *Log) (*metrics, error) {
 	var m metrics
 	var errs [4]error
 	m.appended, errs[0] = meter.Int64Counter(MetricRecords, metric.WithUnit("{record}"),
-		metric.WithDescription("Records durably committed to the audit log."))
+		metric.WithDescription("Records inserted into the audit log's SQLite file."))
 	m.failures, errs[1] = meter.Int64Counter(MetricFailures, metric.WithUnit("{record}"),
 		metric.WithDescription("Records whose append failed; each failure denied a call."))
 	m.commitDuration, errs[2] = meter.Float64Histogram(MetricCommitDuration, metric.WithUnit("s"),
-		metric.WithDescription("Time to write and fsync one batch of records."),
+		metric.WithDescription("Time to insert one batch of journaled records into SQLite and commit it."),
 		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1))
 	healthy, err := meter.Int64ObservableGauge(MetricHealthy,
 		metric.WithDescription("1 while appends succeed, 0 after a failed write until one succeeds."))

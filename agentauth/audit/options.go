@@ -25,6 +25,13 @@ type options struct {
 	readOnly        bool
 	fsync           bool
 
+	// journalRotateBytes is the journal size past which it is truncated
+	// once all its records are in SQLite. pauseInserter keeps records in
+	// the journal only, as a crash before their insert would. Only tests
+	// change them.
+	journalRotateBytes int64
+	pauseInserter      bool
+
 	// Checkpoint thresholds; see checkpoint.go. Only tests change them.
 	checkpointCommits  int
 	checkpointRecords  int
@@ -40,6 +47,8 @@ func defaultOptions() options {
 		maxBatch:      1024,
 		fsync:         true,
 
+		journalRotateBytes: journalRotateBytes,
+
 		checkpointCommits:  checkpointCommits,
 		checkpointRecords:  checkpointRecords,
 		checkpointInterval: checkpointInterval,
@@ -47,12 +56,12 @@ func defaultOptions() options {
 	}
 }
 
-// WithFsync sets whether every commit is fsynced (SQLite's
-// synchronous=FULL, the default of Open) or only written to the
-// write-ahead file (synchronous=NORMAL). Without fsync a committed record
-// still survives the process being killed, because the operating system
-// holds the write; an operating-system crash or power loss can lose the
-// last commits, never corrupt the chain.
+// WithFsync sets whether Append waits for an fdatasync of the journal
+// after writing its record (the default of Open), and whether SQLite
+// commits with synchronous=FULL or NORMAL. Without fsync an appended
+// record still survives the process being killed, because the operating
+// system holds the write; an operating-system crash or power loss can
+// lose the last records, never corrupt the chain.
 func WithFsync(on bool) Option {
 	return func(o *options) { o.fsync = on }
 }
@@ -121,7 +130,10 @@ func WithMaxBatch(n int) Option {
 }
 
 // ReadOnly opens an existing log for queries and verification only, as
-// the CLI does while the gateway writes to it. Append then fails.
+// the CLI does while the gateway writes to it. Append then fails. When no
+// process holds the log for writing and its journal is not empty, as
+// after the writer was killed, Open first inserts the journal's records
+// into SQLite, which needs write access to the files.
 func ReadOnly() Option {
 	return func(o *options) { o.readOnly = true }
 }

@@ -52,8 +52,12 @@ func (l *Log) Query(ctx context.Context, f Filter) ([]Record, error) {
 
 // Scan calls fn for each record that matches f, without holding them all
 // in memory. With f.Newest the records come newest first. An error from
-// fn stops the scan and is returned.
+// fn stops the scan and is returned. On a log opened for writing, Scan
+// first waits until the records appended before it are in SQLite.
 func (l *Log) Scan(ctx context.Context, f Filter, fn func(Record) error) error {
+	if err := l.settle(ctx); err != nil {
+		return err
+	}
 	query, args := f.sql()
 	rows, err := l.rdb.QueryContext(ctx, query, args...)
 	if err != nil {

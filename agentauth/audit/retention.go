@@ -37,6 +37,9 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 	if closed {
 		return 0, ErrClosed
 	}
+	if err := l.Flush(ctx); err != nil {
+		return 0, err
+	}
 	select {
 	case l.prunes <- req:
 	case <-l.done:
@@ -60,7 +63,8 @@ func (l *Log) pruneExpired(ctx context.Context) {
 	}
 }
 
-// prune runs on the writer goroutine.
+// prune runs on the inserter goroutine. Records still in the journal
+// are newer than any it deletes.
 func (w *writer) prune(ctx context.Context, before time.Time) (int64, error) {
 	var first sql.NullInt64
 	err := w.db.QueryRowContext(ctx, `SELECT MIN(seq) FROM records WHERE time_ns >= ?`,

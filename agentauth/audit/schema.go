@@ -56,9 +56,10 @@ const insertRecordSQL = `INSERT INTO records (seq, time_ns, kind, effect,
 const updateHeadSQL = `UPDATE chain SET head_seq = ?, head_hash = ? WHERE id = 1`
 
 // dataSourceName returns the modernc.org/sqlite DSN for the log file. With
-// fsync the writer commits with synchronous=FULL, so a commit returns only
+// fsync a writer commits with synchronous=FULL, so a commit returns only
 // after the WAL is fsynced; without, with synchronous=NORMAL, after it is
-// written. The writer never checkpoints (wal_autocheckpoint=0), because
+// written. The inserter uses NORMAL, because the journal holds records
+// durably until they are synced. The writer never checkpoints (wal_autocheckpoint=0), because
 // the checkpointer does. Readers run with query_only.
 func dataSourceName(path string, readOnly, fsync bool) (string, error) {
 	if strings.ContainsAny(path, "?#") {

@@ -86,6 +86,9 @@ func ParseCheckpoint(s string) (Checkpoint, error) {
 // it, from the anchor to the head. It returns a *VerifyError when it
 // finds problems; the report is filled either way.
 func (l *Log) Verify(ctx context.Context, checkpoints ...Checkpoint) (Report, error) {
+	if err := l.settle(ctx); err != nil {
+		return Report{}, err
+	}
 	tx, err := l.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return Report{}, fmt.Errorf("audit: verify %s: %w", l.path, err)

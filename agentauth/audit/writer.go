@@ -9,12 +9,14 @@ import (
 	"time"
 )
 
-// pending is one record handed to Append and waiting for its commit.
+// pending is one record handed to Append. The journal fills in seq,
+// hash and canon when it writes the record.
 type pending struct {
-	body   []byte
-	cols   columns
-	seq    uint64
-	result chan error
+	body  []byte
+	cols  columns
+	seq   uint64
+	hash  string
+	canon []byte
 }
 
 // columns are the query columns stored beside a record's encoding.
@@ -50,13 +52,20 @@ type writer struct {
 	// Writes since the last checkpoint request; writer goroutine only.
 	commitsSince, recordsSince int
 
+	// mu guards the head of SQLite, the queue of journaled records not
+	// yet inserted, and the outcome of the last insert.
 	mu       sync.Mutex
 	headSeq  uint64
 	headHash string
+	queue    []*pending
+	attempts uint64        // inserts tried, successful or not
+	lastErr  error         // error of the last insert, nil after a success
+	changed  chan struct{} // closed and replaced after every insert
+	wake     chan struct{} // signals the inserter that queue grew
 }
 
 func newWriter(ctx context.Context, l *Log) (*writer, error) {
-	w := &writer{l: l, db: l.wdb}
+	w := &writer{l: l, db: l.wdb, changed: make(chan struct{}), wake: make(chan struct{}, 1)}
 	var err error
 	if w.insert, err = w.db.PrepareContext(ctx, insertRecordSQL); err != nil {
 		return nil, fmt.Errorf("audit: prepare insert on %s: %w", l.path, err)
@@ -117,33 +126,91 @@ func (w *writer) close() error {
 	return errors.Join(w.insert.Close(), w.updateHead.Close())
 }
 
-// commit writes a batch in one transaction, so that one WAL fsync makes
-// every record of the batch durable, then sends each Append its result.
-func (w *writer) commit(ctx context.Context, batch []*pending) {
+// push queues a journaled record for insertion. The journal calls it
+// in sequence order.
+func (w *writer) push(p *pending) {
+	w.mu.Lock()
+	w.queue = append(w.queue, p)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next returns up to n queued records, oldest first, without removing
+// them: they leave the queue only once they are in SQLite.
+func (w *writer) next(n int) []*pending {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]*pending(nil), w.queue[:min(n, len(w.queue))]...)
+}
+
+// applied reports whether record seq is in SQLite.
+func (w *writer) applied(seq uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.headSeq >= seq
+}
+
+// wait returns once record seq is in SQLite, or with the error of an
+// insert tried after wait was called that failed.
+func (w *writer) wait(ctx context.Context, seq uint64) error {
+	w.mu.Lock()
+	start := w.attempts
+	for w.headSeq < seq {
+		if w.attempts > start && w.lastErr != nil {
+			err := w.lastErr
+			w.mu.Unlock()
+			return err
+		}
+		changed := w.changed
+		w.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		w.mu.Lock()
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+// finishInsert records the outcome of inserting batch and wakes waiters.
+func (w *writer) finishInsert(batch []*pending, err error) {
+	w.mu.Lock()
+	w.attempts++
+	w.lastErr = err
+	if err == nil {
+		last := batch[len(batch)-1]
+		w.headSeq, w.headHash = last.seq, last.hash
+		clear(w.queue[:len(batch)])
+		w.queue = w.queue[len(batch):]
+	}
+	close(w.changed)
+	w.changed = make(chan struct{})
+	w.mu.Unlock()
+}
+
+// commit inserts a batch of journaled records in one transaction.
+func (w *writer) commit(ctx context.Context, batch []*pending) error {
 	start := time.Now()
 	w.turn.Lock()
-	seq, hash, err := w.insertBatch(ctx, batch)
+	err := w.insertBatch(ctx, batch)
 	w.turn.Unlock()
 	w.l.metrics.commitDuration.Record(ctx, since(start))
 	if err != nil {
 		err = fmt.Errorf("audit: append to %s: %w", w.l.path, err)
+		w.finishInsert(batch, err)
 		w.l.setFailure(err)
-		w.l.metrics.failures.Add(ctx, int64(len(batch)))
-		for _, p := range batch {
-			p.result <- err
-		}
-		if rerr := w.reload(ctx); rerr != nil {
-			w.l.log.Error("audit log head could not be read after a failed write", "error", rerr)
-		}
-		return
+		return err
 	}
-	w.setHead(seq, hash)
+	w.finishInsert(batch, nil)
 	w.l.setFailure(nil)
 	w.l.metrics.appended.Add(ctx, int64(len(batch)))
-	for _, p := range batch {
-		p.result <- nil
-	}
 	w.countWrite(len(batch))
+	return nil
 }
 
 // countWrite requests a checkpoint once enough commits or records have
@@ -159,39 +226,49 @@ func (w *writer) countWrite(records int) {
 	w.l.ckpt.request()
 }
 
-func (w *writer) insertBatch(ctx context.Context, batch []*pending) (uint64, string, error) {
+// insertBatch inserts records exactly as the journal numbered and hashed
+// them. The first must follow the head of SQLite.
+func (w *writer) insertBatch(ctx context.Context, batch []*pending) error {
+	seq, hash := w.head()
+	if first := batch[0]; first.seq != seq+1 {
+		return fmt.Errorf("record seq %d does not follow the head seq %d of the database; %w", first.seq, seq, errJournalGap)
+	}
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, "", err
+		return err
 	}
 	defer func() { _ = tx.Rollback() }()
 
 	insert := tx.StmtContext(ctx, w.insert)
-	seq, prev := w.head()
 	for _, p := range batch {
-		seq++
-		canon := canonical(seq, prev, p.body)
-		hash := hashOf(canon)
 		c := &p.cols
-		_, err := insert.ExecContext(ctx, seq, c.timeNS, c.kind, c.effect,
+		_, err := insert.ExecContext(ctx, p.seq, c.timeNS, c.kind, c.effect,
 			c.sponsorIssuer, c.sponsorSubject, c.runID, c.parentRunID,
-			c.server, c.tool, hash, canon)
+			c.server, c.tool, p.hash, p.canon)
 		if err != nil {
-			return 0, "", err
+			return err
 		}
-		p.seq, prev = seq, hash
+		seq, hash = p.seq, p.hash
 	}
-	if _, err := tx.StmtContext(ctx, w.updateHead).ExecContext(ctx, seq, prev); err != nil {
-		return 0, "", err
+	if _, err := tx.StmtContext(ctx, w.updateHead).ExecContext(ctx, seq, hash); err != nil {
+		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, "", err
-	}
-	return seq, prev, nil
+	return tx.Commit()
 }
 
-// run is the writer goroutine: it batches queued records into commits
-// and runs pruning between them, until Close closes the queue.
+// insertDelay is how long the inserter lets records gather before it
+// starts a transaction, so that one transaction holds several records
+// under a steady stream of calls. Fewer, larger transactions take less
+// CPU from the calls on the same cores.
+const insertDelay = time.Millisecond
+
+// retryDelays are the waits before retrying a failed insert while no new
+// record arrives; the last one repeats.
+var retryDelays = []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, time.Second}
+
+// run is the inserter goroutine: it inserts journaled records into
+// SQLite in batches and runs pruning between them, until stop is closed,
+// then inserts what is left.
 func (l *Log) run(ctx context.Context) {
 	defer close(l.done)
 	var tick <-chan time.Time
@@ -201,76 +278,60 @@ func (l *Log) run(ctx context.Context) {
 		tick = t.C
 		l.pruneExpired(ctx)
 	}
-	batch := make([]*pending, 0, l.opts.maxBatch)
-	prev := 0
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	failures := 0
 	for {
 		select {
-		case p, ok := <-l.queue:
-			if !ok {
-				return
+		case <-l.w.wake:
+		case <-retry.C:
+		case <-l.stop:
+			if err := l.insertQueued(ctx); err != nil {
+				l.log.Error("audit records stay in the journal until the next Open", "error", err)
 			}
-			batch = l.collect(append(batch[:0], p), prev)
-			prev = len(batch)
-			l.w.commit(ctx, batch)
-			clear(batch)
+			return
 		case req := <-l.prunes:
 			n, err := l.w.prune(ctx, req.before)
 			req.result <- pruneResult{n, err}
+			continue
 		case <-tick:
 			l.pruneExpired(ctx)
+			continue
 		}
+		if l.opts.pauseInserter {
+			continue
+		}
+		time.Sleep(insertDelay)
+		if err := l.insertQueued(ctx); err != nil {
+			retry.Reset(retryDelays[min(failures, len(retryDelays)-1)])
+			failures++
+			continue
+		}
+		failures = 0
 	}
 }
 
-// lingerTime is how long the writer waits for more records before a
-// commit when the previous batch showed concurrent callers. A WAL fsync
-// took about 2 ms on the 2-core test machine, so waiting a fraction of
-// that lets more records share one fsync. A lone caller never waits.
-const lingerTime = 300 * time.Microsecond
-
-// collect adds every record already queued to batch, up to the maximum
-// batch size, and lingers for more when the previous batch had several.
-func (l *Log) collect(batch []*pending, prev int) []*pending {
-	batch, open := l.drainQueue(batch)
-	if !open || prev < 4 || len(batch) >= l.opts.maxBatch {
-		return batch
-	}
-	timer := time.NewTimer(lingerTime)
-	defer timer.Stop()
-	for len(batch) < l.opts.maxBatch {
-		select {
-		case p, ok := <-l.queue:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, p)
-		case <-timer.C:
-			return batch
+// insertQueued inserts every queued record, then truncates the journal
+// once it is over its size limit and all its records are in SQLite.
+func (l *Log) insertQueued(ctx context.Context) error {
+	for {
+		batch := l.w.next(l.opts.maxBatch)
+		if len(batch) == 0 {
+			break
+		}
+		if err := l.w.commit(ctx, batch); err != nil {
+			return err
 		}
 	}
-	return batch
-}
-
-// drainQueue adds the records already queued without waiting, and reports
-// whether the queue is still open.
-func (l *Log) drainQueue(batch []*pending) ([]*pending, bool) {
-	for len(batch) < l.opts.maxBatch {
-		select {
-		case p, ok := <-l.queue:
-			if !ok {
-				return batch, false
-			}
-			batch = append(batch, p)
-		default:
-			return batch, true
-		}
+	if err := l.j.truncateIf(l.opts.journalRotateBytes, l.w.applied); err != nil {
+		l.log.Error("audit journal could not be truncated", "error", err)
 	}
-	return batch, true
+	return nil
 }
 
 func (l *Log) startWriter() {
-	l.queue = make(chan *pending, 4*l.opts.maxBatch)
 	l.prunes = make(chan pruneRequest)
+	l.stop = make(chan struct{})
 	l.done = make(chan struct{})
 	go l.run(context.Background())
 	go l.ckpt.run(context.Background())
