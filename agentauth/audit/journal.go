@@ -165,12 +165,25 @@ func (j *journal) setHead(seq uint64, hash string) {
 // truncateIf empties the journal when it is larger than minSize and
 // applied reports that every record written to it is in SQLite.
 func (j *journal) truncateIf(minSize int64, applied func(seq uint64) bool) error {
+	if j.fsync && j.beforeTruncate != nil && j.sizeOver(minSize) {
+		// Sync the bulk of SQLite's writes before taking mu, so that the
+		// sync under mu, which Appends wait for, has little left to do.
+		if err := j.beforeTruncate(); err != nil {
+			return err
+		}
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.size <= minSize || j.broken != nil || !applied(j.headSeq) {
 		return nil
 	}
 	return j.truncateLocked()
+}
+
+func (j *journal) sizeOver(n int64) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.size > n
 }
 
 func (j *journal) truncateLocked() error {

@@ -200,14 +200,16 @@ func (w *writer) commit(ctx context.Context, batch []*pending) error {
 	err := w.insertBatch(ctx, batch)
 	w.turn.Unlock()
 	w.l.metrics.commitDuration.Record(ctx, since(start))
+	// Err changes before waiters wake, so that an Append that returns
+	// sees Err as of its own insert.
 	if err != nil {
 		err = fmt.Errorf("audit: append to %s: %w", w.l.path, err)
-		w.finishInsert(batch, err)
 		w.l.setFailure(err)
+		w.finishInsert(batch, err)
 		return err
 	}
-	w.finishInsert(batch, nil)
 	w.l.setFailure(nil)
+	w.finishInsert(batch, nil)
 	w.l.metrics.appended.Add(ctx, int64(len(batch)))
 	w.countWrite(len(batch))
 	return nil
