@@ -97,6 +97,9 @@ func (l *Log) syncDatabase() error {
 // recoverJournal inserts the journal of a log whose writer was killed,
 // so that a read-only Open sees every appended record. It does nothing
 // when the journal is empty or a running writer holds the log.
+//
+// NOTE: while it replays, it holds the writer's flock, so a gateway
+// starting in that moment fails to open the log and must be restarted.
 func recoverJournal(path string, logger *slog.Logger) error {
 	info, err := os.Stat(path + JournalSuffix)
 	if err != nil || info.Size() == 0 {
