@@ -88,10 +88,11 @@ type Audit struct {
 	Redact          []string      `yaml:"redact"`
 	Retention       time.Duration `yaml:"retention"`
 	// Sync is "normal" or "full". With normal, a record is written to the
-	// log's write-ahead file before the call goes on, so it survives the
-	// gateway being killed. An operating-system crash or power loss can
-	// still lose the last commits. With full, every group commit is also
-	// fsynced, which adds the disk's fsync latency to every call.
+	// log's journal before the call goes on, so it survives the gateway
+	// being killed. An operating-system crash or power loss can still lose
+	// the last records. With full, the journal is also fdatasynced (one
+	// fdatasync shared by concurrent records), which adds the disk's flush
+	// latency to every call.
 	Sync string `yaml:"sync"`
 }
 

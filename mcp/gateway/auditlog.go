@@ -7,7 +7,9 @@ import (
 )
 
 // AuditLog returns an Auditor that appends to the tamper-evident audit
-// log. AppendDecision returns once the record is committed.
+// log. AppendDecision returns once the record is written to the log's
+// journal (and fdatasynced with audit.sync full); it reaches the SQLite
+// file a few milliseconds later.
 func AuditLog(l *audit.Log) Auditor { return auditLog{l} }
 
 type auditLog struct{ l *audit.Log }

@@ -32,7 +32,8 @@ type Approvals interface {
 }
 
 // Auditor hands records to the audit log. AppendDecision returns only once
-// the record is durable; an error stops the call before it is forwarded.
+// the record would survive the gateway being killed; an error stops the
+// call before it is forwarded.
 // AppendDecision also receives the record of every malformed request from
 // an authenticated caller (Record.Malformed set), before it is answered.
 type Auditor interface {
