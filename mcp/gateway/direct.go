@@ -53,10 +53,11 @@ func (g *Gateway) direct(r *http.Request, msg *envelope.Message, a *admitted) (r
 }
 
 // plainSession reports whether a call of session sid, sent with protocol
-// version header version, may be served directly: a revision with
-// sessions that mcp-go serves, a client that takes no server requests and
-// set no logging level, and a session that mcp-go served a request of
-// recently enough that its idle timer cannot end it in between.
+// version header version, may be served directly. The revision must be
+// one with sessions that mcp-go serves, and the client must take no server
+// requests and have set no logging level. mcp-go must also have served a
+// request of the session recently, so that its idle timer cannot end the
+// session in between.
 func (g *Gateway) plainSession(sid, version string) bool {
 	switch version {
 	case mcp.ProtocolVersion20251125, mcp.ProtocolVersion20250618, mcp.ProtocolVersion20250326:
@@ -131,9 +132,9 @@ func plainMeta(m *envelope.Meta, fields map[string]json.RawMessage, version stri
 // server sends during the call turns the response into an event stream, as
 // mcp-go's server does, so the client sees it before the result.
 func (g *Gateway) serveDirect(ctx context.Context, w http.ResponseWriter, r *http.Request, msg *envelope.Message, a *admitted, ru rawUpstream) {
-	// Under protocol version 2026-07-28 a request asks for log messages in
-	// its _meta, and a direct call never does. With sessions they are sent
-	// unrequested, as on the general path.
+	// Under protocol version 2026-07-28 a request names the log level it
+	// wants in its _meta, and a direct call names none. With sessions, log
+	// messages are sent unrequested, as on the general path.
 	out := &directReply{w: w, id: msg.ID,
 		events: r.Header.Get(headerSession) != "" && acceptsEvents(r.Header.Get("Accept"))}
 	if !a.forwarded.CompareAndSwap(false, true) {

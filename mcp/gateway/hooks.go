@@ -36,8 +36,8 @@ func (g *Gateway) hooks() *server.Hooks {
 		})
 	})
 	// mcp-go restarts a session's idle timer when it serves a request of
-	// the session; the hook notes the time, which calls served directly
-	// rely on (plainSession).
+	// the session. The hook notes the time, because plainSession relies on
+	// it.
 	h.AddBeforeAny(func(ctx context.Context, _ any, _ mcp.MCPMethod, _ any) {
 		if sess := server.ClientSessionFromContext(ctx); sess != nil && sess.SessionID() != "" {
 			g.sessions.touch(sess.SessionID(), time.Now())
@@ -58,7 +58,8 @@ func (g *Gateway) hooks() *server.Hooks {
 	return h
 }
 
-// clientSession is what the client of a session declared.
+// clientSession holds the capabilities and settings the client of a
+// session declared.
 type clientSession struct {
 	urlElicitation bool // URL-mode elicitation
 	serverRequests bool // sampling, elicitation or roots

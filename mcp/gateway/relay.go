@@ -49,9 +49,9 @@ func callFrom(ctx context.Context, server string) error {
 
 // Notify relays a log message (notifications/message) that a tool server
 // sent to the client of the call it is tied to. ctx is that call's
-// context, as upstream.Options.OnNotification passes it; the upstream set
-// drops a log message it cannot tie to one call without risk of reaching
-// another run. Wire it to upstream.Options.OnNotification.
+// context, as upstream.Options.OnNotification passes it. The upstream set
+// drops a log message that it cannot tie to one call without risk of
+// reaching another run. Wire Notify to upstream.Options.OnNotification.
 func (g *Gateway) Notify(ctx context.Context, server string, n mcp.JSONRPCNotification) {
 	if n.Method != string(mcp.MethodNotificationMessage) {
 		return

@@ -108,8 +108,8 @@ func (s *Set) CallToolRaw(ctx context.Context, r Request) (RawResult, error) {
 	return res, err
 }
 
-// sendCancelled tells a stdio server to stop working on a request whose
-// caller went away. Over HTTP, ending the request's stream does that. The
+// sendCancelled sends notifications/cancelled to a stdio server for a
+// request whose caller went away. Over HTTP, ending the request's stream does that. The
 // notice is best effort and sent off the caller's path.
 func (c *conn) sendCancelled(tr transport.Interface, id mcp.RequestId, reason error) {
 	n := mcp.JSONRPCNotification{JSONRPC: mcp.JSONRPC_VERSION}
@@ -206,11 +206,12 @@ func (c *conn) protocolMeta(version string, modern bool) []byte {
 	return b
 }
 
-// clientInfo is how the gateway names itself to tool servers.
+// clientInfo is the implementation name and version the gateway gives
+// tool servers.
 var clientInfo = mcp.Implementation{Name: "agentauth", Version: "1"}
 
 // standardHeaders sets the Mcp-Method and Mcp-Name headers, and the
-// Mcp-Param-* headers of a tool whose input schema asks for them.
+// Mcp-Param-* headers of a tool whose input schema declares them.
 func (c *conn) standardHeaders(h http.Header, name string, params json.RawMessage) {
 	h.Set(mcp.HeaderMethod, string(mcp.MethodToolsCall))
 	if v, ok := mcp.EncodeHeaderValue(name); ok {
@@ -226,7 +227,7 @@ func (c *conn) standardHeaders(h http.Header, name string, params json.RawMessag
 }
 
 // rawResult checks that a result is a JSON object and reads its isError.
-// A result that asks for more input (a multi round-trip request) is
+// A result that requests more input (a multi round-trip request) is
 // rejected, because the raw path has no client to give it.
 func rawResult(raw json.RawMessage) (RawResult, error) {
 	var top struct {

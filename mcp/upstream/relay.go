@@ -28,11 +28,12 @@ type inflight struct {
 
 type callKey struct{}
 
-// How long after a call of one run ends a message that no call carries is
-// still kept from the call of another run: a while after a call that got
-// a result (the server's last messages may still be on their way, or come
-// from work it goes on with), and long after one that failed or whose
-// caller went away, since the server may well work on.
+// Quiet times: how long after a call of one run ends a message that no
+// call carries is still kept from the call of another run. After a call
+// that got a result it is a while, since the server's last messages may
+// still be on their way or come from work it goes on with. After a call
+// that failed or whose caller went away it is long, since the server may
+// well work on.
 const (
 	answeredQuiet  = 30 * time.Second
 	abandonedQuiet = 10 * time.Minute
@@ -95,7 +96,7 @@ func (ic *inflightCalls) end(call *inflight) {
 	}
 }
 
-// pruneQuiet forgets the runs whose quiet time is over. The caller holds
+// pruneQuiet removes the runs whose quiet time is over. The caller holds
 // ic.mu.
 func (ic *inflightCalls) pruneQuiet(now time.Time) {
 	for run, until := range ic.quiet {
@@ -112,11 +113,12 @@ func (ic *inflightCalls) clock() time.Time {
 	return time.Now()
 }
 
-// attribute returns the call a server message belongs to: the call
-// carried by ctx (a request sent on the call's own stream is handled on
-// the call's context), or else the only call in flight, provided that no
-// other run is within its quiet time. It returns nil otherwise, since
-// handling the message in the wrong run's name would leak across runs.
+// attribute returns the call a server message belongs to. That is the
+// call carried by ctx, because a request sent on the call's own stream is
+// handled on the call's context. Otherwise it is the only call in flight,
+// provided that no other run is within its quiet time. attribute returns
+// nil in every other case, since handling the message in the wrong run's
+// name would leak across runs.
 func (ic *inflightCalls) attribute(ctx context.Context) *inflight {
 	if call, ok := ctx.Value(callKey{}).(*inflight); ok {
 		return call
@@ -195,7 +197,8 @@ func (c *conn) onNotification(s *session, n mcp.JSONRPCNotification) {
 }
 
 // onRunNotification handles a notification on run's session. The shared
-// session sees list changes, so only progress and the rest are handled.
+// session receives list changes, so only progress and the rest are
+// handled here.
 func (c *conn) onRunNotification(_ *session, run string, n mcp.JSONRPCNotification) {
 	switch n.Method {
 	case string(mcp.MethodNotificationProgress):

@@ -11,9 +11,9 @@ import (
 
 // Bounds on the sessions a Streamable HTTP server holds for single runs.
 const (
-	// maxRunSessions is how many run sessions one server may hold; past
-	// it, the least recently used idle one is closed, and with none idle
-	// a call uses the shared session.
+	// maxRunSessions is how many run sessions one server may hold. Past
+	// it, the least recently used idle one is closed, or the call uses the
+	// shared session when none is idle.
 	maxRunSessions = 64
 	// runSessionIdle is how long a run session may go unused before it is
 	// closed.
@@ -27,7 +27,8 @@ const (
 type runSessions struct {
 	mu sync.Mutex
 	m  map[string]*runSession
-	// full is set once a call found no room, so that the log says so once.
+	// full is set once a call found no room, so that the warning is
+	// logged once.
 	full bool
 }
 
@@ -202,8 +203,8 @@ func (rs *runSessions) closeAll() {
 }
 
 // openRun opens a session to the server for run's calls. It completes the
-// handshake and asks for every log message, and lists nothing: the shared
-// session keeps the catalog.
+// handshake and requests every log message. It lists nothing, because the
+// shared session keeps the catalog.
 func (c *conn) openRun(ctx context.Context, run string) (*session, error) {
 	tr, conns, err := newHTTPTransport(c.cfg, &c.set.opts, true)
 	if err != nil {

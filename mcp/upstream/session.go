@@ -115,7 +115,7 @@ func (c *conn) handshake(ctx, sessCtx context.Context, s *session) error {
 	return c.listen(sessCtx, s)
 }
 
-// takeAllLogs asks a server that logs to send every log message, so that
+// takeAllLogs requests every log message from a server that logs, so that
 // the gateway can pass each client the ones at or above the level that
 // client chose. Without it a server sends only errors (mcp-go's default).
 // Under protocol version 2026-07-28 the level is declared per request,
