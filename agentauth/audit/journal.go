@@ -213,12 +213,12 @@ func appendFrame(dst, canon []byte) []byte {
 	return append(dst, canon...)
 }
 
-// decodeJournal decodes the frames of a journal. A damaged last frame,
-// one that ends the file or is followed only by zero bytes, is what a
-// crash in the middle of a write leaves: it is left out, and valid is
-// the length of the frames before it. A damaged frame followed by other
-// data, or frames that do not link into one chain, is an error naming
-// the offset.
+// decodeJournal decodes the frames of a journal. A crash in the middle
+// of a write leaves a damaged last frame, one that ends the file or is
+// followed only by zero bytes. Such a frame is left out, and valid is the
+// length of the frames before it. A damaged frame followed by other data,
+// or frames that do not link into one chain, is an error naming the
+// offset.
 func decodeJournal(data []byte) (frames []journalFrame, valid int64, err error) {
 	off := 0
 	for off < len(data) {
@@ -270,10 +270,10 @@ func splitFrame(data []byte) (payload []byte, size int, ok bool) {
 }
 
 // isTornTail reports whether a damaged frame at the start of rest can be
-// the last, partial write before a crash: shorter than a header, cut off
-// before its declared end, ending exactly at the end of the file, or
-// followed only by zero bytes. A whole frame found anywhere after it
-// means the damage is not at the tail.
+// the last, partial write before a crash. Such a frame is shorter than a
+// header, cut off before its declared end, ends exactly at the end of the
+// file, or is followed only by zero bytes. A whole frame found anywhere
+// after it means the damage is not at the tail.
 func isTornTail(rest []byte, size int) bool {
 	if len(rest) < frameHeaderSize || allZero(rest) {
 		return true
@@ -323,7 +323,7 @@ func decodeFrame(canon []byte, off int64) (journalFrame, error) {
 		return journalFrame{}, fmt.Errorf("frame at offset %d: %w", off, err)
 	}
 	if ln.Hash != "" {
-		return journalFrame{}, fmt.Errorf("frame at offset %d holds a hash member; a journal frame holds a canonical record", off)
+		return journalFrame{}, fmt.Errorf("invalid frame at offset %d: it contains a hash member, but a journal frame contains only the canonical record", off)
 	}
 	return journalFrame{offset: off, canon: canon, line: ln, hash: hashOf(canon)}, nil
 }

@@ -291,7 +291,7 @@ func TestDecodeJournalHostile(t *testing.T) {
 	}{
 		{"oversized length", append(huge, frame("x")...), "offset 0 is corrupted"},
 		{"not JSON", append(frame("not json"), frame("x")...), "frame at offset 0: invalid record"},
-		{"hash member", frame(`{"seq":1,"prev":"` + GenesisHash + `","time":"2026-01-01T00:00:00Z","kind":"decision","hash":"` + GenesisHash + `"}`), "holds a hash member"},
+		{"hash member", frame(`{"seq":1,"prev":"` + GenesisHash + `","time":"2026-01-01T00:00:00Z","kind":"decision","hash":"` + GenesisHash + `"}`), "contains a hash member"},
 		{"zero length then data", append(make([]byte, 8), 1), "offset 0 is corrupted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -50,7 +50,7 @@ func (l *Log) insertFrames(ctx context.Context, frames []journalFrame) error {
 			continue
 		}
 		if len(batch) == 0 && (fr.line.Seq != head+1 || fr.line.Prev != headHash) {
-			return fmt.Errorf("audit: journal %s holds seq %d, which does not follow the database head seq %d; %w: "+
+			return fmt.Errorf("audit: journal %s starts at seq %d, which does not follow the database head seq %d; %w: "+
 				"move the journal aside and run agentauth audit verify", l.j.path, fr.line.Seq, head, errJournalGap)
 		}
 		rec := fr.line.body.record()
