@@ -1,0 +1,302 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rotateChildEnv names the log of TestAttackChildRotator.
+const rotateChildEnv = "AGENTAUTH_AUDIT_ROTATE_CHILD_LOG"
+
+// TestAttackChildRotator appends from 8 goroutines to a log whose
+// journal is truncated as soon as it passes 2 KiB, so that a kill often
+// lands in a truncation, and prints "ack SEQ MESSAGE" for every Append
+// that returned success.
+func TestAttackChildRotator(t *testing.T) {
+	path := os.Getenv(rotateChildEnv)
+	if path == "" {
+		t.Skip("runs only as the child of TestAttackKillDuringRotation")
+	}
+	small := func(o *options) { o.journalRotateBytes = 2048; o.maxBatch = 7 }
+	l, err := Open(path, small)
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		return
+	}
+	round := os.Getenv("AGENTAUTH_AUDIT_ROTATE_ROUND")
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				rec := decisionRecord(i)
+				rec.Message = fmt.Sprintf("r%s-w%d-%d", round, w, i)
+				seq, err := l.Append(context.Background(), rec)
+				if err != nil {
+					fmt.Printf("error %v\n", err)
+					return
+				}
+				mu.Lock()
+				fmt.Printf("ack %d %s\n", seq, rec.Message)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestAttackKillDuringRotation kills an appending process whose journal
+// rotates every few records, several times over the same log, each
+// child replaying the journal its killed predecessor left. Every
+// acknowledged record of every round must be stored, and Verify pass.
+func TestAttackKillDuringRotation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	path := filepath.Join(t.TempDir(), "audit.db")
+	acks := map[uint64]string{}
+	for round := range 5 {
+		cmd, out := startChild(t, "TestAttackChildRotator", path,
+			rotateChildEnv+"="+path, fmt.Sprintf("AGENTAUTH_AUDIT_ROTATE_ROUND=%d", round))
+		r := bufio.NewReader(out)
+		// Kill after a different number of acks each round.
+		want := 50 + round*137
+		deadline := time.Now().Add(5 * time.Second)
+		n, killed := 0, false
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				break
+			}
+			if seq, msg, ok := parseAck(t, line); ok {
+				if old, dup := acks[seq]; dup {
+					t.Errorf("round %d: seq %d acknowledged twice (%s, then %s)", round, seq, old, msg)
+				}
+				acks[seq] = msg
+				n++
+			}
+			if !killed && (n >= want || time.Now().After(deadline)) {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				killed = true
+			}
+		}
+		_ = cmd.Wait()
+		if !killed || n == 0 {
+			t.Fatalf("round %d: child stopped on its own after %d acks", round, n)
+		}
+	}
+	checkAcked(t, path, acks)
+}
+
+// checkAcked opens the log at path and checks that Verify passes and that
+// every acknowledged record is stored with its message.
+func checkAcked(t *testing.T, path string, acks map[uint64]string) {
+	t.Helper()
+	l, err := Open(path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	rep, err := l.Verify(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+	recs, err := l.Query(ctx, Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[uint64]string{}
+	for _, r := range recs {
+		stored[r.Seq] = r.Message
+	}
+	for seq, msg := range acks {
+		if got, ok := stored[seq]; !ok || got != msg {
+			t.Errorf("acknowledged seq %d (%s): stored %q, present %v", seq, msg, got, ok)
+		}
+	}
+	t.Logf("%d acknowledged, %d stored", len(acks), rep.Records)
+}
+
+// craftFrame returns the frame of record i at seq with the given prev,
+// and the record's hash.
+func craftFrame(t *testing.T, seq uint64, prev string, i int) ([]byte, string) {
+	t.Helper()
+	rec := decisionRecord(i)
+	rec.Time = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	b, err := encodeBody(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canon := canonical(seq, prev, b)
+	return appendFrame(nil, canon), hashOf(canon)
+}
+
+// craftJournal returns a journal of n linked frames from seq first,
+// whose first frame names prev.
+func craftJournal(t *testing.T, first uint64, prev string, n int) []byte {
+	t.Helper()
+	var out []byte
+	for i := range n {
+		f, h := craftFrame(t, first+uint64(i), prev, i)
+		out, prev = append(out, f...), h
+	}
+	return out
+}
+
+// checkRefusedIntact opens the log twice and checks that both Opens
+// refuse and that the journal keeps its bytes.
+func checkRefusedIntact(t *testing.T, path string, journal []byte, want string) {
+	t.Helper()
+	for range 2 {
+		l, err := Open(path)
+		if err == nil {
+			l.Close()
+			t.Fatalf("Open accepted the journal, want an error containing %q", want)
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("Open = %v, want an error containing %q", err, want)
+		}
+	}
+	got, err := os.ReadFile(path + JournalSuffix)
+	if err != nil || !bytes.Equal(got, journal) {
+		t.Fatalf("journal changed after refused Opens (%d bytes, want %d): %v", len(got), len(journal), err)
+	}
+}
+
+// A frame with a valid checksum and the right seq but a wrong prev is
+// refused, and the journal is left for an operator.
+func TestAttackWrongPrevFrame(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	j := craftJournal(t, 1, strings.Repeat("f", 64), 3)
+	if err := os.WriteFile(path+JournalSuffix, j, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkRefusedIntact(t, path, j, "does not follow the database head seq 0")
+	if n := storedRecords(t, path); n != 0 {
+		t.Fatalf("SQLite holds %d records after refused Opens, want 0", n)
+	}
+}
+
+// A database that is missing, or an empty file, with a journal that
+// starts at seq 1 gets every journal record; a journal that starts
+// later is refused and kept.
+func TestAttackMissingDatabase(t *testing.T) {
+	for _, name := range []string{"missing", "empty file"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.db")
+			if name == "empty file" {
+				if err := os.WriteFile(path, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(path+JournalSuffix, craftJournal(t, 1, GenesisHash, 9), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			checkReplayed(t, path, 9)
+		})
+	}
+	t.Run("journal starts at seq 5", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.db")
+		j := craftJournal(t, 5, strings.Repeat("a", 64), 4)
+		if err := os.WriteFile(path+JournalSuffix, j, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		checkRefusedIntact(t, path, j, "starts at seq 5")
+	})
+}
+
+// The journal of another log, whose records run past this log's head,
+// is refused: its records do not link to this log's chain.
+func TestAttackForeignJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 10)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Records 1 to 20 of a chain that differs from this log's.
+	j := craftJournal(t, 1, GenesisHash, 20)
+	if err := os.WriteFile(path+JournalSuffix, j, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkRefusedIntact(t, path, j, "starts at seq 11")
+	if n := storedRecords(t, path); n != 10 {
+		t.Fatalf("SQLite holds %d records, want 10", n)
+	}
+}
+
+// Writers and read-only readers opening a killed writer's log at once:
+// at most one writer opens it, the others fail only because it is
+// locked, every reader opens, and afterwards every record is there.
+func TestAttackConcurrentOpens(t *testing.T) {
+	path := killedWithJournal(t)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var writers, locked int
+	var others []error
+	for i := range 8 {
+		wg.Go(func() {
+			var opts []Option
+			if i%2 == 1 {
+				opts = append(opts, ReadOnly())
+			}
+			l, err := Open(path, opts...)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && i%2 == 0:
+				writers++
+			case err == nil:
+			case errors.Is(err, errLocked):
+				locked++
+			default:
+				others = append(others, err)
+			}
+			if err == nil {
+				// Hold the log a moment so that the Opens overlap.
+				time.Sleep(20 * time.Millisecond)
+				_ = l.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if len(others) > 0 {
+		t.Errorf("Opens failed for reasons other than the lock: %v", others)
+	}
+	t.Logf("%d writers opened, %d Opens found the log locked", writers, locked)
+	checkReplayed(t, path, journalChildRecords)
+}
+
+// A journal ending in bytes that no write produces: a short header, or a
+// header followed by a payload shorter than it declares. Both are torn
+// tails: the frames before them are replayed, the tail dropped.
+func TestAttackGarbageTail(t *testing.T) {
+	for name, tail := range map[string][]byte{
+		"short header":   {0, 0, 1},
+		"short payload":  append([]byte{0, 0, 0, 200, 1, 2, 3, 4}, []byte(`{"seq":`)...),
+		"zeroed payload": append([]byte{0, 0, 0, 16, 9, 9, 9, 9}, make([]byte, 16)...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.db")
+			j := append(craftJournal(t, 1, GenesisHash, 4), tail...)
+			if err := os.WriteFile(path+JournalSuffix, j, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			checkReplayed(t, path, 4)
+		})
+	}
+}
