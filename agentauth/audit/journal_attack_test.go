@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -188,9 +189,9 @@ func TestAttackWrongPrevFrame(t *testing.T) {
 	}
 }
 
-// A database that is missing, or an empty file, with a journal that
-// starts at seq 1 gets every journal record; a journal that starts
-// later is refused and kept.
+// TestAttackMissingDatabase checks that a missing or empty database
+// takes every record of a journal that starts at seq 1. A journal that
+// starts later is rejected and kept.
 func TestAttackMissingDatabase(t *testing.T) {
 	for _, name := range []string{"missing", "empty file"} {
 		t.Run(name, func(t *testing.T) {
@@ -281,9 +282,10 @@ func TestAttackConcurrentOpens(t *testing.T) {
 	checkReplayed(t, path, journalChildRecords)
 }
 
-// A journal ending in bytes that no write produces: a short header, or a
-// header followed by a payload shorter than it declares. Both are torn
-// tails: the frames before them are replayed, the tail dropped.
+// TestAttackGarbageTail checks journals that end in a short header, a
+// payload shorter than its header declares, or a payload of zero bytes.
+// These are torn tails, so the frames before them are replayed and the
+// tail is dropped.
 func TestAttackGarbageTail(t *testing.T) {
 	for name, tail := range map[string][]byte{
 		"short header":   {0, 0, 1},
@@ -299,4 +301,74 @@ func TestAttackGarbageTail(t *testing.T) {
 			checkReplayed(t, path, 4)
 		})
 	}
+}
+
+// TestAttackKillDuringReplay kills the child while its Open replays a
+// journal of 3000 records, at a different moment each round. The
+// records of the journal and every acknowledged record must survive.
+func TestAttackKillDuringReplay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	path := filepath.Join(t.TempDir(), "audit.db")
+	const journaled = 3000
+	if err := os.WriteFile(path+JournalSuffix, craftJournal(t, 1, GenesisHash, journaled), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acks := map[uint64]string{}
+	for round, delay := range []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 90 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond} {
+		cmd, out := startChild(t, "TestAttackChildRotator", path,
+			rotateChildEnv+"="+path, fmt.Sprintf("AGENTAUTH_AUDIT_ROTATE_ROUND=%d", round))
+		lines := make(chan string)
+		go func() {
+			defer close(lines)
+			r := bufio.NewReader(out)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				lines <- line
+			}
+		}()
+		kill := time.After(delay)
+	read:
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					break read
+				}
+				if seq, msg, ok := parseAck(t, line); ok {
+					acks[seq] = msg
+				}
+			case <-kill:
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+			}
+		}
+		_ = cmd.Wait()
+		t.Logf("round %d: killed after %v, %s", round, delay, countRecords(path))
+	}
+	for i := range journaled {
+		if _, ok := acks[uint64(i+1)]; ok {
+			t.Fatalf("seq %d was acknowledged by a child, but the journal held it before", i+1)
+		}
+		acks[uint64(i+1)] = fmt.Sprintf("call %d", i)
+	}
+	checkAcked(t, path, acks)
+}
+
+// countRecords describes how many records SQLite holds at path, without
+// replaying the journal. A kill can leave the file without a schema.
+func countRecords(path string) string {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	if err != nil {
+		return err.Error()
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM records`).Scan(&n); err != nil {
+		return "no records table: " + err.Error()
+	}
+	return fmt.Sprintf("%d records in SQLite", n)
 }
