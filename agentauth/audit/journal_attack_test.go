@@ -372,3 +372,99 @@ func countRecords(path string) string {
 	}
 	return fmt.Sprintf("%d records in SQLite", n)
 }
+
+// partialChildEnv names the log of TestAttackChildPartialWrite.
+const partialChildEnv = "AGENTAUTH_AUDIT_PARTIAL_CHILD_LOG"
+
+// TestAttackChildPartialWrite appends 20 records that stay in the
+// journal, lowers the file size limit so that the next frame is written
+// only in part, appends 5 more after lifting the limit, and kills itself.
+// It prints "ack SEQ MESSAGE" for each successful Append and "failed" for
+// the Append under the limit.
+func TestAttackChildPartialWrite(t *testing.T) {
+	path := os.Getenv(partialChildEnv)
+	if path == "" {
+		t.Skip("runs only as the child of TestAttackPartialFrameCut")
+	}
+	l, err := Open(path, withPausedInserter())
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(1)
+	}
+	ctx := context.Background()
+	appendAck := func(i int) {
+		rec := decisionRecord(i)
+		rec.Message = fmt.Sprintf("m%d", i)
+		seq, err := l.Append(ctx, rec)
+		if err != nil {
+			fmt.Printf("error %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Printf("ack %d %s\n", seq, rec.Message)
+	}
+	for i := range 20 {
+		appendAck(i)
+	}
+
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(1)
+	}
+	limit := uint64(fileSize(path+JournalSuffix) + 100)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: limit, Max: old.Max}); err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(1)
+	}
+	if _, err := l.Append(ctx, decisionRecord(99)); err != nil {
+		fmt.Printf("failed %d\n", fileSize(path+JournalSuffix))
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(1)
+	}
+	for i := 20; i < 25; i++ {
+		appendAck(i)
+	}
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	time.Sleep(time.Minute)
+}
+
+// TestAttackPartialFrameCut checks that a frame written only in part,
+// because the file size limit was reached, is cut off before the next
+// Append: the journal decodes whole, and the 25 acknowledged records
+// replay and verify after a kill.
+func TestAttackPartialFrameCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	path := filepath.Join(t.TempDir(), "audit.db")
+	cmd, out := startChild(t, "TestAttackChildPartialWrite", path, partialChildEnv+"="+path)
+	acks := map[uint64]string{}
+	failed := false
+	r := bufio.NewReader(out)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(line, "failed") {
+			failed = true
+		}
+		if seq, msg, ok := parseAck(t, line); ok {
+			acks[seq] = msg
+		}
+	}
+	_ = cmd.Wait()
+	if !failed {
+		t.Fatal("no Append failed under the file size limit")
+	}
+	if len(acks) != 25 {
+		t.Fatalf("child acknowledged %d records, want 25", len(acks))
+	}
+	_, frames := journalFrames(t, path)
+	if len(frames) != 25 {
+		t.Fatalf("journal holds %d frames, want 25", len(frames))
+	}
+	checkAcked(t, path, acks)
+}
