@@ -155,9 +155,9 @@ func craftJournal(t *testing.T, first uint64, prev string, n int) []byte {
 	return out
 }
 
-// checkRefusedIntact opens the log twice and checks that both Opens
-// refuse and that the journal keeps its bytes.
-func checkRefusedIntact(t *testing.T, path string, journal []byte, want string) {
+// checkRejectedIntact opens the log twice and checks that both Opens
+// fail with want and that the journal keeps its bytes.
+func checkRejectedIntact(t *testing.T, path string, journal []byte, want string) {
 	t.Helper()
 	for range 2 {
 		l, err := Open(path)
@@ -171,21 +171,21 @@ func checkRefusedIntact(t *testing.T, path string, journal []byte, want string) 
 	}
 	got, err := os.ReadFile(path + JournalSuffix)
 	if err != nil || !bytes.Equal(got, journal) {
-		t.Fatalf("journal changed after refused Opens (%d bytes, want %d): %v", len(got), len(journal), err)
+		t.Fatalf("journal changed after rejected Opens (%d bytes, want %d): %v", len(got), len(journal), err)
 	}
 }
 
-// A frame with a valid checksum and the right seq but a wrong prev is
-// refused, and the journal is left for an operator.
+// TestAttackWrongPrevFrame checks that a frame with a valid checksum and
+// the right seq but a wrong prev is rejected, and the journal kept.
 func TestAttackWrongPrevFrame(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.db")
 	j := craftJournal(t, 1, strings.Repeat("f", 64), 3)
 	if err := os.WriteFile(path+JournalSuffix, j, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	checkRefusedIntact(t, path, j, "does not follow the database head seq 0")
+	checkRejectedIntact(t, path, j, "does not follow the database head seq 0")
 	if n := storedRecords(t, path); n != 0 {
-		t.Fatalf("SQLite holds %d records after refused Opens, want 0", n)
+		t.Fatalf("SQLite holds %d records after rejected Opens, want 0", n)
 	}
 }
 
@@ -213,12 +213,13 @@ func TestAttackMissingDatabase(t *testing.T) {
 		if err := os.WriteFile(path+JournalSuffix, j, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		checkRefusedIntact(t, path, j, "starts at seq 5")
+		checkRejectedIntact(t, path, j, "starts at seq 5")
 	})
 }
 
-// The journal of another log, whose records run past this log's head,
-// is refused: its records do not link to this log's chain.
+// TestAttackForeignJournal checks that the journal of another log, whose
+// records run past this log's head, is rejected because its records do
+// not link to this log's chain.
 func TestAttackForeignJournal(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.db")
 	l, err := Open(path)
@@ -234,15 +235,15 @@ func TestAttackForeignJournal(t *testing.T) {
 	if err := os.WriteFile(path+JournalSuffix, j, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	checkRefusedIntact(t, path, j, "starts at seq 11")
+	checkRejectedIntact(t, path, j, "starts at seq 11")
 	if n := storedRecords(t, path); n != 10 {
 		t.Fatalf("SQLite holds %d records, want 10", n)
 	}
 }
 
-// Writers and read-only readers opening a killed writer's log at once:
-// at most one writer opens it, the others fail only because it is
-// locked, every reader opens, and afterwards every record is there.
+// TestAttackConcurrentOpens opens a killed writer's log from 4 writers
+// and 4 readers at once. Writers may fail only because the log is
+// locked, readers must open, and afterwards every record is stored.
 func TestAttackConcurrentOpens(t *testing.T) {
 	path := killedWithJournal(t)
 	var mu sync.Mutex
@@ -440,6 +441,7 @@ func TestAttackPartialFrameCut(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "audit.db")
 	cmd, out := startChild(t, "TestAttackChildPartialWrite", path, partialChildEnv+"="+path)
+
 	acks := map[uint64]string{}
 	failed := false
 	r := bufio.NewReader(out)
@@ -456,12 +458,14 @@ func TestAttackPartialFrameCut(t *testing.T) {
 		}
 	}
 	_ = cmd.Wait()
+
 	if !failed {
 		t.Fatal("no Append failed under the file size limit")
 	}
 	if len(acks) != 25 {
 		t.Fatalf("child acknowledged %d records, want 25", len(acks))
 	}
+
 	_, frames := journalFrames(t, path)
 	if len(frames) != 25 {
 		t.Fatalf("journal holds %d frames, want 25", len(frames))
