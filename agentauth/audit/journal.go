@@ -66,9 +66,23 @@ type journalFrame struct {
 
 func openJournal(path string, fsync bool) (*journal, error) {
 	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_NOFOLLOW: a journal that is a symbolic link could make replay
+	// truncate whatever file it points at.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("audit: open journal %s: %w", path, err)
+		return nil, fmt.Errorf("audit: open journal %s (it must be a regular file, not a link): %w", path, err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("audit: journal %s is not a regular file; move it aside", path)
+	}
+	// The writer's lock file guards the log, but a lock file deleted while
+	// a writer runs lets a second one lock a new file. Locking the journal
+	// too keeps a second writer out in that case.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: journal %s is locked by another process that writes the audit log; "+
+			"stop it: %w (%w)", path, err, errLocked)
 	}
 	j := &journal{path: path, f: f, fsync: fsync}
 	if os.IsNotExist(statErr) && fsync {
@@ -204,7 +218,13 @@ func (j *journal) truncateLocked() error {
 	return nil
 }
 
-func (j *journal) close() error { return j.f.Close() }
+// close closes the journal file. It waits for an fdatasync in progress, so
+// that the sync never runs on a closed or reused descriptor.
+func (j *journal) close() error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	return j.f.Close()
+}
 
 // appendFrame appends the frame of one canonical record to dst.
 func appendFrame(dst, canon []byte) []byte {
