@@ -345,6 +345,14 @@ func decodeFrame(canon []byte, off int64) (journalFrame, error) {
 	if ln.Hash != "" {
 		return journalFrame{}, fmt.Errorf("invalid frame at offset %d: it contains a hash member, but a journal frame contains only the canonical record", off)
 	}
+	// The record is hashed as stored, and exported in canonical form, so a
+	// frame in any other form would verify in the database but not in an
+	// export.
+	rec := ln.body.record()
+	enc, err := encodeBody(&rec)
+	if err != nil || !bytes.Equal(canonical(ln.Seq, ln.Prev, enc), canon) {
+		return journalFrame{}, fmt.Errorf("invalid frame at offset %d: its record is not in canonical form", off)
+	}
 	return journalFrame{offset: off, canon: canon, line: ln, hash: hashOf(canon)}, nil
 }
 

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,5 +63,31 @@ func TestJournalSymlinkRefused(t *testing.T) {
 	}
 	if info, _ := os.Stat(victim); info.Size() == 0 {
 		t.Errorf("Open followed the journal symlink and truncated its target (Open err %v)", err)
+	}
+}
+
+// TestNonCanonicalFrameRefused checks that a frame whose checksum, seq and
+// prev are right but whose record is not in canonical form (one extra
+// space) is refused. Stored, it would verify in the database but not in an
+// export, which encodes records canonically.
+func TestNonCanonicalFrameRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	rec := decisionRecord(0)
+	rec.Time = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	b, err := encodeBody(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canon := bytes.Replace(canonical(1, GenesisHash, b), []byte(`{"seq":1,"prev"`), []byte(`{"seq":1, "prev"`), 1)
+	if err := os.WriteFile(path+JournalSuffix, appendFrame(nil, canon), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path)
+	if err == nil {
+		l.Close()
+		t.Fatal("Open accepted a journal frame that is not in canonical form")
+	}
+	if !strings.Contains(err.Error(), "not in canonical form") || !strings.Contains(err.Error(), "offset 0") {
+		t.Errorf("Open: %v, want an error naming the frame's offset and its form", err)
 	}
 }
