@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// TestSecondWriterAfterLockRemoved checks that removing the lock file
-// while a writer runs (an operator clearing what looks like a stale lock)
-// does not let a second writer open the log, which would replay and
-// truncate the journal the first writer still appends to.
+// TestSecondWriterAfterLockRemoved checks that a second writer cannot open
+// the log after the lock file was removed while a writer runs, as an
+// operator clearing what looks like a stale lock would. Such a writer
+// would replay and truncate the journal the first writer still appends to.
 func TestSecondWriterAfterLockRemoved(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.db")
 	a, err := Open(path)

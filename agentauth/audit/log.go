@@ -239,9 +239,9 @@ func lockWriter(path string) (*os.File, error) {
 	}
 	// A lock file deleted and created again while a writer runs would let
 	// a second writer in: the lock must be on the file the path names now.
-	held, err1 := f.Stat()
+	locked, err1 := f.Stat()
 	named, err2 := os.Stat(path)
-	if err1 != nil || err2 != nil || !os.SameFile(held, named) {
+	if err1 != nil || err2 != nil || !os.SameFile(locked, named) {
 		f.Close()
 		return nil, fmt.Errorf("audit: lock file %s was replaced while it was being locked; "+
 			"another writer may be running: %w", path, errLocked)

@@ -220,7 +220,7 @@ func TestReadOnlyWhileWriting(t *testing.T) {
 	}
 	defer r.Close()
 	appendN(t, w, 2)
-	// A reader in another Log sees records once they are in SQLite.
+	// A reader in another Log reads records once they are in SQLite.
 	if err := w.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -60,8 +60,8 @@ func defaultOptions() options {
 // after writing its record (the default of Open), and whether SQLite
 // commits with synchronous=FULL or NORMAL. Without fsync an appended
 // record still survives the process being killed, because the operating
-// system holds the write; an operating-system crash or power loss can
-// lose the last records, never corrupt the chain.
+// system has the write. An operating-system crash or power loss can lose
+// the last records, but cannot corrupt the chain.
 func WithFsync(on bool) Option {
 	return func(o *options) { o.fsync = on }
 }

@@ -95,7 +95,7 @@ func (l *Log) syncDatabase() error {
 }
 
 // recoverJournal inserts the journal of a log whose writer was killed,
-// so that a read-only Open sees every appended record. It does nothing
+// so that a read-only Open reads every appended record. It does nothing
 // when the journal is empty or a running writer holds the log.
 //
 // NOTE: while it replays, it holds the writer's flock, so a gateway
@@ -138,7 +138,7 @@ func (l *Log) Flush(ctx context.Context) error {
 }
 
 // settle is Flush for readers of a log opened for writing, so that a
-// query sees every record appended through the same Log before it.
+// query returns every record appended through the same Log before it.
 func (l *Log) settle(ctx context.Context) error {
 	if l.j == nil || l.closedForReads() {
 		return nil

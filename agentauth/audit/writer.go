@@ -201,7 +201,7 @@ func (w *writer) commit(ctx context.Context, batch []*pending) error {
 	w.turn.Unlock()
 	w.l.metrics.commitDuration.Record(ctx, since(start))
 	// Err changes before waiters wake, so that an Append that returns
-	// sees Err as of its own insert.
+	// reads Err as of its own insert.
 	if err != nil {
 		err = fmt.Errorf("audit: append to %s: %w", w.l.path, err)
 		w.l.setFailure(err)

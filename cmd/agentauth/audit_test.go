@@ -37,8 +37,8 @@ func seedAudit(t *testing.T) (string, *audit.Log) {
 			t.Fatal(err)
 		}
 	}
-	// Another reader, as the command is, sees records once they are in
-	// the database, a few milliseconds after Append returns.
+	// A reader on another handle, as the command is, reads records once
+	// they are in the database, a few milliseconds after Append returns.
 	if err := l.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -106,14 +106,14 @@ const (
 // server on the newest revision with sessions.
 func benchStack(b *testing.B, mode benchAudit, version string) (direct, through *client.Client, tokens *txntoken.Issuer) {
 	toolURL := benchToolServer(b)
-	refuse := errors.New("not in the benchmark")
+	errNotHere := errors.New("not in the benchmark")
 	set, err := upstream.New(context.Background(), []config.Server{{Name: "bench", URL: toolURL}}, upstream.Options{
 		DB: pinsDB(b),
 		Sampling: func(context.Context, string, mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-			return nil, refuse
+			return nil, errNotHere
 		},
 		Elicitation: func(context.Context, string, mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
-			return nil, refuse
+			return nil, errNotHere
 		},
 	})
 	if err != nil {

@@ -31,6 +31,7 @@ type admitted struct {
 	tool      upstream.Tool // set for tools/call
 	target    authz.Target
 	arguments json.RawMessage
+	digest    string                     // of arguments, for the audit records and the token
 	meta      map[string]json.RawMessage // client's params._meta, by member
 	decision  authz.Decision
 	txn       string
@@ -123,6 +124,15 @@ func (g *Gateway) appendDecision(ctx context.Context, a *admitted) error {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
 	return g.opts.Auditor.AppendDecision(actx, g.record(ctx, a))
+}
+
+// argumentsDigest returns the digest of the call's arguments, computed
+// once for the decision record, the token and the outcome record.
+func (a *admitted) argumentsDigest() string {
+	if a.digest == "" {
+		a.digest = txntoken.ArgumentsDigest(a.arguments)
+	}
+	return a.digest
 }
 
 // resolveTarget fills a.target from the message. It returns false for a
@@ -237,7 +247,7 @@ func (g *Gateway) record(ctx context.Context, a *admitted) Record {
 	rec := Record{
 		Txn: a.txn, RunID: a.runID, Method: a.method,
 		Caller: a.caller.ID.String(), Target: a.target, Decision: a.decision,
-		ArgumentsDigest: txntoken.ArgumentsDigest(a.arguments), Arguments: a.arguments,
+		ArgumentsDigest: a.argumentsDigest(), Arguments: a.arguments,
 		Time: g.opts.Now(),
 	}
 	if sc.IsValid() {

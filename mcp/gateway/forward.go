@@ -203,7 +203,7 @@ func (g *Gateway) tokenClaims(a *admitted) txntoken.Claims {
 		Audience: ToolServerID(g.opts.TrustDomain, a.target.Server).String(),
 		RunID:    a.runID, Txn: a.txn, Actor: txntoken.NewActor(chain),
 		Scope:           txntoken.Scope{Server: a.target.Server, Tool: a.target.Name, Grant: a.decision.GrantID},
-		ArgumentsDigest: txntoken.ArgumentsDigest(a.arguments),
+		ArgumentsDigest: a.argumentsDigest(),
 	}
 }
 

@@ -42,7 +42,7 @@ func TestAttributeWaitsOutOtherRuns(t *testing.T) {
 	calls := inflightCalls{m: map[uint64]*inflight{}, now: func() time.Time { return now }}
 	background := context.Background()
 
-	// Run A's call gets its answer; run B's call is then the only one.
+	// Run A's call gets its result, and run B's call is then the only one.
 	a := calls.begin(background, 1, "run-a", nil)
 	calls.end(a)
 	b := calls.begin(background, 2, "run-b", nil)

@@ -68,8 +68,8 @@ func (c *conn) sessionFor(ctx context.Context, run string) (*session, func(), er
 		c.log.Warn("run session did not open; the call uses the shared session", "run_id", run, "err", err)
 		return shared, func() {}, nil
 	}
-	if kept, release, ok := c.runs.add(run, s, c); ok {
-		return kept, release, nil
+	if stored, release, ok := c.runs.add(run, s, c); ok {
+		return stored, release, nil
 	}
 	s.close()
 	return shared, func() {}, nil

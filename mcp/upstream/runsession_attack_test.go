@@ -351,8 +351,8 @@ func TestAttackBusyReturnsToZero(t *testing.T) {
 	}
 }
 
-// TestAttackSessionCap checks the bound of 64 run sessions: with all 64
-// busy a further run's call uses the shared session and evicts none; once
+// TestAttackSessionCap checks the bound of 64 run sessions. With all 64
+// busy, a further run's call uses the shared session and evicts none. Once
 // they are idle, a further run evicts exactly one, the least recently used.
 func TestAttackSessionCap(t *testing.T) {
 	a := startAttackServer(t)
@@ -470,9 +470,9 @@ func TestAttackFirstCallsRace(t *testing.T) {
 	waitFor(t, "the extra sessions' DELETEs", func() bool { return a.deletes.Load()-delBefore == opened-1 })
 }
 
-// TestAttackServerRestartBehindURL checks that a run session that the
-// server no longer knows (it restarted behind the same URL) is replaced:
-// at most one call of the run fails, and the next uses a new session.
+// TestAttackServerRestartBehindURL checks that a run session the server
+// lost (it restarted behind the same URL) is replaced. At most one call of
+// the run fails, and the next uses a new session.
 func TestAttackServerRestartBehindURL(t *testing.T) {
 	a := startAttackServer(t)
 	s := attackSet(t, a, Options{})
@@ -484,8 +484,9 @@ func TestAttackServerRestartBehindURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := a.sessionOf("run-1")
-	// A fresh server that answers 404 for the session it never issued,
-	// as a server that lost its sessions does.
+
+	// A fresh server returns 404 for the session it never issued, as a
+	// server that lost its sessions does.
 	fresh := server.NewStreamableHTTPServer(newAttackMCP(a))
 	a.mu.Lock()
 	a.swap = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -614,8 +615,8 @@ func TestAttackCloseRacesFirstCalls(t *testing.T) {
 }
 
 // TestAttackLateSamplingStaysInRun checks that a sampling request a server
-// sends on run A's session after A's call is over is refused while run B
-// holds a call, rather than answered in B's name.
+// sends on run A's session after A's call is over is rejected while run B
+// holds a call, and never handled in B's name.
 func TestAttackLateSamplingStaysInRun(t *testing.T) {
 	a := startAttackServer(t)
 	asked := make(chan string, 4)
@@ -639,6 +640,7 @@ func TestAttackLateSamplingStaysInRun(t *testing.T) {
 		done <- err
 	}()
 	waitFor(t, "run-B's call in flight", func() bool { return a.sessionOf("run-B") != "" })
+
 	close(a.lateGo)
 	var err error
 	select {
@@ -650,7 +652,7 @@ func TestAttackLateSamplingStaysInRun(t *testing.T) {
 	<-done
 	select {
 	case run := <-asked:
-		t.Errorf("run-A's late sampling request was answered in the name of %s", run)
+		t.Errorf("run-A's late sampling request was handled in the name of %s", run)
 	default:
 	}
 	if err == nil {

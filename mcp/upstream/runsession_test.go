@@ -40,14 +40,14 @@ func TestRunSessionsKeepRunsApart(t *testing.T) {
 		return id
 	}
 
-	one := session("run-1", true)
-	if again := session("run-1", false); again != one {
-		t.Errorf("run-1's second call used session %s, want its first %s", again, one)
+	first := session("run-1", true)
+	if again := session("run-1", false); again != first {
+		t.Errorf("run-1's second call used session %s, want its first %s", again, first)
 	}
 	two := session("run-2", true)
 	shared := session("", true)
-	if two == one || shared == one || shared == two {
-		t.Errorf("sessions run-1 %s, run-2 %s, shared %s: want three different ones", one, two, shared)
+	if two == first || shared == first || shared == two {
+		t.Errorf("sessions run-1 %s, run-2 %s, shared %s: want three different ones", first, two, shared)
 	}
 
 	c, _ := s.conn("web")
