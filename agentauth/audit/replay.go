@@ -47,6 +47,9 @@ func (l *Log) insertFrames(ctx context.Context, frames []journalFrame) error {
 	for i := range frames {
 		fr := &frames[i]
 		if fr.line.Seq <= head {
+			// NOTE: such a frame is not compared with the stored row, so a
+			// journal whose old frames differ from the database is emptied
+			// without a word.
 			continue
 		}
 		if len(batch) == 0 && (fr.line.Seq != head+1 || fr.line.Prev != headHash) {
